@@ -1,0 +1,1 @@
+//! GStreamer plugin `sesr` (element `sesrupscale`, see the element issue).

@@ -1,0 +1,41 @@
+//! # sesr — the shared core of the SESR super-resolution project
+//!
+//! SESR (Super-Efficient Super-Resolution, Bhardwaj et al., MLSys 2022) is a tiny CNN whose
+//! *collapsible linear blocks* are trained over-parameterised (k×k conv to `p` channels, then a
+//! 1×1 conv back) and collapsed analytically into single small convolutions for inference.
+//!
+//! This crate holds what the GStreamer element and the trainer share, and knows nothing of
+//! either: the model in both forms and the exact collapse between them ([`model`]), model
+//! hyper-parameters ([`config`]), colour conversion ([`color`]), MATLAB-compatible bicubic
+//! resampling ([`resize`]), metrics ([`metrics`]), image loading and the scoring protocol of SR
+//! papers ([`image_io`], [`protocol`]).
+
+pub mod color;
+pub mod config;
+pub mod image_io;
+pub mod metrics;
+pub mod model;
+pub mod plane;
+pub mod protocol;
+pub mod resize;
+
+pub use config::{Preset, SesrConfig};
+pub use model::{CollapsedSesr, ExpandedSesr};
+pub use plane::{Plane, RgbPlanes};
+
+/// Errors of the core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: cannot decode image: {reason}")]
+    Image { path: String, reason: String },
+    #[error("model: {0}")]
+    Model(String),
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,312 @@
+//! The SESR network in its two forms and the exact collapse between them (spec §1–2).
+//!
+//! * [`ExpandedSesr`] — the training-time network: every *linear block* is a k×k conv to `p`
+//!   channels followed by a 1×1 conv, with no activation between them.
+//! * [`CollapsedSesr`] — the inference network: each linear block collapsed analytically into a
+//!   single k×k conv, `Wc = W2·W1`, `bc = W2·b1 + b2`, with the residual identity folded into
+//!   the centre tap.
+//!
+//! [`ExpandedSesr::collapse`] is differentiable: training runs the collapsed forward and the
+//! gradients flow back into the expanded weights ("collapse in the graph", about 2× faster than
+//! the expanded forward, spec §2).
+
+use crate::config::SesrConfig;
+use crate::Error;
+use std::path::Path;
+use tch::nn::{self, Init};
+use tch::{Device, Kind, Tensor};
+
+/// Glorot-uniform initialisation of a conv kernel (Keras' default): fan_in = in·k², fan_out = out·k².
+fn glorot(cin: i64, cout: i64, k: i64) -> Init {
+    let bound = (6.0 / ((cin + cout) * k * k) as f64).sqrt();
+    Init::Uniform { lo: -bound, up: bound }
+}
+
+/// A k×k convolution with bias and 'same' zero padding.
+#[derive(Debug)]
+pub struct Conv {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Conv {
+    pub fn kernel(&self) -> i64 {
+        self.weight.size()[3]
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let pad = self.kernel() / 2;
+        x.conv2d(&self.weight, Some(&self.bias), [1, 1], [pad, pad], [1, 1], 1)
+    }
+
+    fn detached(&self) -> Conv {
+        Conv { weight: self.weight.detach().copy(), bias: self.bias.detach().copy() }
+    }
+
+    fn to(&self, device: Device, kind: Kind) -> Conv {
+        Conv { weight: self.weight.to_device(device).to_kind(kind), bias: self.bias.to_device(device).to_kind(kind) }
+    }
+}
+
+/// The identity as a `c→c` k×k kernel: 1 at `[i, i, k/2, k/2]`.
+fn identity_kernel(c: i64, k: i64, like: &Tensor) -> Tensor {
+    Tensor::eye(c, (like.kind(), like.device())).reshape([c, c, 1, 1]).constant_pad_nd([k / 2, k / 2, k / 2, k / 2])
+}
+
+/// A collapsible linear block: k×k conv `in→p`, then 1×1 conv `p→out`, optionally `+ x`.
+#[derive(Debug)]
+pub struct LinearBlock {
+    pub expand: Conv,
+    pub project: Conv,
+    pub residual: bool,
+}
+
+impl LinearBlock {
+    /// Variables `<path>/conv_kxk/{weight,bias}` and `<path>/conv_1x1/{weight,bias}`.
+    pub fn new(vs: &nn::Path, cin: i64, mid: i64, cout: i64, k: i64, residual: bool) -> Self {
+        assert!(!residual || cin == cout, "a residual block keeps its width");
+        let a = vs / "conv_kxk";
+        let b = vs / "conv_1x1";
+        let expand =
+            Conv { weight: a.var("weight", &[mid, cin, k, k], glorot(cin, mid, k)), bias: a.zeros("bias", &[mid]) };
+        let project =
+            Conv { weight: b.var("weight", &[cout, mid, 1, 1], glorot(mid, cout, 1)), bias: b.zeros("bias", &[cout]) };
+        LinearBlock { expand, project, residual }
+    }
+
+    /// The block as trained: two convs (and the skip).
+    pub fn forward_expanded(&self, x: &Tensor) -> Tensor {
+        let y = self.project.forward(&self.expand.forward(x));
+        if self.residual {
+            y + x
+        } else {
+            y
+        }
+    }
+
+    /// The block as one conv: `Wc[o,i] = Σ_q W2[o,q]·W1[q,i]`, `bc = W2·b1 + b2`, plus the identity
+    /// at the centre tap for residual blocks. Differentiable in the block's weights.
+    pub fn collapse(&self) -> Conv {
+        let s1 = self.expand.weight.size();
+        let (mid, cin, k) = (s1[0], s1[1], s1[3]);
+        let cout = self.project.weight.size()[0];
+        let w2 = self.project.weight.reshape([cout, mid]);
+        let product = w2.matmul(&self.expand.weight.reshape([mid, cin * k * k])).reshape([cout, cin, k, k]);
+        let bias = w2.mv(&self.expand.bias) + &self.project.bias;
+        let weight = if self.residual { product + identity_kernel(cout, k, &self.expand.weight) } else { product };
+        Conv { weight, bias }
+    }
+}
+
+/// `pixel_shuffle` to the output resolution: ×2 once, ×4 as two ×2 steps (the reference's order).
+fn upsample(o: &Tensor, scale: usize) -> Tensor {
+    match scale {
+        2 => o.pixel_shuffle(2),
+        4 => o.pixel_shuffle(2).pixel_shuffle(2),
+        s => panic!("unsupported scale {s}"),
+    }
+}
+
+/// The training-time (expanded) SESR network.
+#[derive(Debug)]
+pub struct ExpandedSesr {
+    pub cfg: SesrConfig,
+    pub input: LinearBlock,
+    pub blocks: Vec<LinearBlock>,
+    /// One PReLU slope per channel after each residual block, initialised at 0.
+    pub alphas: Vec<Tensor>,
+    pub output: LinearBlock,
+}
+
+impl ExpandedSesr {
+    /// Builds the network's variables under `vs`: `input/…`, `block{i}/…`, `block{i}/prelu/weight`,
+    /// `output/…`. Kernels Glorot-uniform, biases and PReLU slopes zero (spec §1).
+    pub fn new(vs: &nn::Path, cfg: SesrConfig) -> Self {
+        let (m, f, p, s2) = (cfg.m, cfg.f as i64, cfg.p as i64, cfg.out_channels() as i64);
+        let input = LinearBlock::new(&(vs / "input"), 1, p, f, 5, false);
+        let mut blocks = Vec::with_capacity(m);
+        let mut alphas = Vec::with_capacity(m);
+        for i in 0..m {
+            let b = vs / format!("block{i}");
+            blocks.push(LinearBlock::new(&b, f, p, f, 3, true));
+            alphas.push((&b / "prelu").zeros("weight", &[f]));
+        }
+        let output = LinearBlock::new(&(vs / "output"), f, p, s2, 5, false);
+        ExpandedSesr { cfg, input, blocks, alphas, output }
+    }
+
+    /// The expanded forward, not clamped: `x` is Y in [0, 1], `[N, 1, H, W]`.
+    pub fn forward_expanded(&self, x: &Tensor) -> Tensor {
+        let f0 = self.input.forward_expanded(&(x - 0.5));
+        let mut h = f0.shallow_clone();
+        for (b, a) in self.blocks.iter().zip(&self.alphas) {
+            h = b.forward_expanded(&h).prelu(a);
+        }
+        upsample(&(self.output.forward_expanded(&(h + &f0)) + x), self.cfg.scale)
+    }
+
+    /// The collapsed network, computed in the autograd graph of the expanded weights.
+    pub fn collapse(&self) -> CollapsedSesr {
+        CollapsedSesr {
+            cfg: self.cfg,
+            input: self.input.collapse(),
+            blocks: self.blocks.iter().zip(&self.alphas).map(|(b, a)| (b.collapse(), a.shallow_clone())).collect(),
+            output: self.output.collapse(),
+        }
+    }
+
+    /// The collapsed network as fresh tensors with no autograd history (for inference/export).
+    pub fn collapse_detached(&self) -> CollapsedSesr {
+        tch::no_grad(|| self.collapse().detached())
+    }
+
+    /// Training forward: collapse in the graph, then the collapsed forward (not clamped).
+    pub fn forward_collapsing(&self, x: &Tensor) -> Tensor {
+        self.collapse().forward_unclamped(x)
+    }
+}
+
+impl nn::ModuleT for ExpandedSesr {
+    /// Collapse-in-graph forward; clamped to [0, 1] outside training.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let y = self.forward_collapsing(xs);
+        if train {
+            y
+        } else {
+            y.clamp(0.0, 1.0)
+        }
+    }
+}
+
+/// The inference (collapsed) SESR network: `m + 2` small convolutions.
+#[derive(Debug)]
+pub struct CollapsedSesr {
+    pub cfg: SesrConfig,
+    /// 5×5 conv 1→f.
+    pub input: Conv,
+    /// 3×3 conv f→f (identity folded in) and its PReLU slopes.
+    pub blocks: Vec<(Conv, Tensor)>,
+    /// 5×5 conv f→s².
+    pub output: Conv,
+}
+
+impl CollapsedSesr {
+    /// Forward without the final clamp.
+    pub fn forward_unclamped(&self, x: &Tensor) -> Tensor {
+        let f0 = self.input.forward(&(x - 0.5));
+        let mut h = f0.shallow_clone();
+        for (conv, alpha) in &self.blocks {
+            h = conv.forward(&h).prelu(alpha);
+        }
+        upsample(&(self.output.forward(&(h + &f0)) + x), self.cfg.scale)
+    }
+
+    /// `forward(x: [N,1,H,W] Y in [0,1]) -> [N,1,sH,sW]` clamped to [0, 1].
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_unclamped(x).clamp(0.0, 1.0)
+    }
+
+    pub fn detached(&self) -> CollapsedSesr {
+        CollapsedSesr {
+            cfg: self.cfg,
+            input: self.input.detached(),
+            blocks: self.blocks.iter().map(|(c, a)| (c.detached(), a.detach().copy())).collect(),
+            output: self.output.detached(),
+        }
+    }
+
+    pub fn to(&self, device: Device, kind: Kind) -> CollapsedSesr {
+        CollapsedSesr {
+            cfg: self.cfg,
+            input: self.input.to(device, kind),
+            blocks: self.blocks.iter().map(|(c, a)| (c.to(device, kind), a.to_device(device).to_kind(kind))).collect(),
+            output: self.output.to(device, kind),
+        }
+    }
+
+    /// The convolutions in order: input, blocks, output.
+    pub fn convs(&self) -> Vec<&Conv> {
+        std::iter::once(&self.input)
+            .chain(self.blocks.iter().map(|(c, _)| c))
+            .chain(std::iter::once(&self.output))
+            .collect()
+    }
+
+    /// Number of conv weights (biases and slopes not counted).
+    pub fn weight_count(&self) -> usize {
+        self.convs().iter().map(|c| c.weight.numel()).sum()
+    }
+
+    /// Named tensors: `input.weight`, `block{i}.weight|bias|alpha`, `output.bias`, …
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v = vec![
+            ("input.weight".to_string(), self.input.weight.shallow_clone()),
+            ("input.bias".to_string(), self.input.bias.shallow_clone()),
+        ];
+        for (i, (c, a)) in self.blocks.iter().enumerate() {
+            v.push((format!("block{i}.weight"), c.weight.shallow_clone()));
+            v.push((format!("block{i}.bias"), c.bias.shallow_clone()));
+            v.push((format!("block{i}.alpha"), a.shallow_clone()));
+        }
+        v.push(("output.weight".to_string(), self.output.weight.shallow_clone()));
+        v.push(("output.bias".to_string(), self.output.bias.shallow_clone()));
+        v
+    }
+
+    /// Rebuilds from [`named_tensors`](Self::named_tensors), checking every shape against `cfg`.
+    pub fn from_named(cfg: SesrConfig, named: Vec<(String, Tensor)>) -> Result<Self, Error> {
+        let mut map: std::collections::HashMap<String, Tensor> = named.into_iter().collect();
+        let (f, s2) = (cfg.f as i64, cfg.out_channels() as i64);
+        let mut take = |name: &str, shape: &[i64]| -> Result<Tensor, Error> {
+            let t = map.remove(name).ok_or_else(|| Error::Model(format!("missing tensor '{name}'")))?;
+            if t.size() != shape {
+                return Err(Error::Model(format!("tensor '{name}' has shape {:?}, expected {shape:?}", t.size())));
+            }
+            Ok(t.to_kind(Kind::Float))
+        };
+        let input = Conv { weight: take("input.weight", &[f, 1, 5, 5])?, bias: take("input.bias", &[f])? };
+        let mut blocks = Vec::with_capacity(cfg.m);
+        for i in 0..cfg.m {
+            let conv = Conv {
+                weight: take(&format!("block{i}.weight"), &[f, f, 3, 3])?,
+                bias: take(&format!("block{i}.bias"), &[f])?,
+            };
+            blocks.push((conv, take(&format!("block{i}.alpha"), &[f])?));
+        }
+        let output = Conv { weight: take("output.weight", &[s2, f, 5, 5])?, bias: take("output.bias", &[s2])? };
+        if let Some(extra) = map.keys().next() {
+            return Err(Error::Model(format!("unexpected tensor '{extra}' for config {cfg:?}")));
+        }
+        Ok(CollapsedSesr { cfg, input, blocks, output })
+    }
+
+    /// Saves the weights as safetensors.
+    pub fn save_safetensors(&self, path: &Path) -> Result<(), Error> {
+        let named = self.named_tensors();
+        Tensor::write_safetensors(&named, path)?;
+        Ok(())
+    }
+
+    pub fn load_safetensors(cfg: SesrConfig, path: &Path) -> Result<Self, Error> {
+        let named = Tensor::read_safetensors(path).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+        Self::from_named(cfg, named)
+    }
+
+    /// Traces the clamped forward into a TorchScript module with the plugin's contract:
+    /// `forward(x: float32 [N,1,H,W]) -> float32 [N,1,sH,sW]`, any H, W ≥ 1.
+    pub fn to_torchscript(&self) -> Result<tch::CModule, Error> {
+        let model = self.to(Device::Cpu, Kind::Float).detached();
+        let example = Tensor::rand([1, 1, 24, 20], (Kind::Float, Device::Cpu));
+        let mut f = |inputs: &[Tensor]| vec![model.forward(&inputs[0])];
+        let m = tch::no_grad(|| tch::CModule::create_by_tracing("SESR", "forward", &[example], &mut f))?;
+        Ok(m)
+    }
+
+    /// Writes [`to_torchscript`](Self::to_torchscript) to `path` (temp file + rename).
+    pub fn export_torchscript(&self, path: &Path) -> Result<(), Error> {
+        let m = self.to_torchscript()?;
+        let tmp = crate::image_io::tmp_sibling(path);
+        m.save(&tmp)?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })
+    }
+}
