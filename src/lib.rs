@@ -18,6 +18,7 @@ pub mod model;
 pub mod plane;
 pub mod protocol;
 pub mod resize;
+pub mod tensor;
 
 pub use config::{Preset, SesrConfig};
 pub use model::{CollapsedSesr, ExpandedSesr};

@@ -1,3 +1,88 @@
+//! `cargo run -p trainer -- <command>`: train, evaluate, export and run SESR models.
+
+mod checkpoint;
+mod data;
+mod eval;
+mod export;
+mod models;
+mod optim;
+mod rng;
+mod train;
+mod upscale;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "trainer", version, about = "Train, evaluate, export and run SESR super-resolution models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the expanded model (the paper's recipe by default).
+    Train(train::TrainArgs),
+    /// Score a model or bicubic on benchmark folders (PSNR-Y, SSIM-Y).
+    Eval(EvalArgs),
+    /// Export a checkpoint's collapsed model as TorchScript (+ JSON sidecar).
+    Export(export::ExportArgs),
+    /// Upscale one image (Y by the model, chroma bicubic).
+    Upscale(upscale::UpscaleArgs),
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Folders of HR images (e.g. Set5 Set14).
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// TorchScript file or checkpoint folder.
+    #[arg(long, required_unless_present = "method")]
+    model: Option<PathBuf>,
+    /// `bicubic` to score the baseline instead of a model.
+    #[arg(long, value_parser = ["bicubic"])]
+    method: Option<String>,
+    /// Scale for `--method bicubic`.
+    #[arg(long, default_value_t = 2)]
+    scale: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    let device = sesr::tensor::parse_device(&args.device)?;
+    let (up, name) = match (&args.model, &args.method) {
+        (Some(m), _) => (models::Upscaler::load(m, device)?, m.display().to_string()),
+        (None, _) => (models::Upscaler::Bicubic { scale: args.scale }, "bicubic".to_string()),
+    };
+    let sets = eval::load_sets(&args.dirs, up.scale(), &|m| eprintln!("warning: {m}"))?;
+    let scores = eval::evaluate(&up, &sets)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"method": name, "scale": up.scale(), "sets": scores}))?
+        );
+    } else {
+        eval::print_table(&name, &scores);
+    }
+    Ok(())
+}
+
 fn main() {
-    println!("sesr trainer: see `cargo run -p trainer -- --help` once the trainer lands");
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval(a),
+        Command::Export(a) => export::run(a),
+        Command::Upscale(a) => upscale::run(a),
+    };
+    if let Err(e) = r {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }

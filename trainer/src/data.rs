@@ -1,0 +1,220 @@
+//! Training data: HR folders → (LR Y, HR Y) pairs, random augmented crops, batches.
+
+use crate::rng::Rng;
+use anyhow::{bail, Result};
+use sesr::color::y_unit;
+use sesr::image_io::{list_images, load_rgb};
+use sesr::protocol::{make_lr, prepare, EvalPair};
+use sesr::Plane;
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
+
+/// One training image: Y planes in [0, 1] of the LR input and the HR target.
+pub struct TrainImage {
+    pub lr: Plane,
+    pub hr: Plane,
+}
+
+/// DIV2K layout: for `…/DIV2K_train_HR/0001.png` the LR image is
+/// `…/DIV2K_train_LR_bicubic/X2/0001x2.png`.
+pub fn div2k_lr_path(hr: &Path, scale: usize) -> Option<PathBuf> {
+    let dir = hr.parent()?;
+    let dir_name = dir.file_name()?.to_str()?;
+    let prefix = dir_name.strip_suffix("_HR")?;
+    let stem = hr.file_stem()?.to_str()?;
+    let ext = hr.extension()?.to_str()?;
+    let p = dir
+        .parent()?
+        .join(format!("{prefix}_LR_bicubic"))
+        .join(format!("X{scale}"))
+        .join(format!("{stem}x{scale}.{ext}"));
+    p.is_file().then_some(p)
+}
+
+/// Loads every usable image of the folders. Unreadable files are named and skipped, images
+/// whose LR is smaller than a crop are skipped with a warning; none usable is an error.
+pub fn load_training_set(
+    dirs: &[PathBuf],
+    scale: usize,
+    crop: usize,
+    warn: &dyn Fn(String),
+) -> Result<Vec<TrainImage>> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let files = list_images(dir)?;
+        if files.is_empty() {
+            warn(format!("{}: no images found", dir.display()));
+        }
+        for f in files {
+            let hr = match load_rgb(&f) {
+                Ok(i) => i,
+                Err(e) => {
+                    warn(format!("skipping {e}"));
+                    continue;
+                }
+            };
+            let (hr, lr) = match div2k_lr_path(&f, scale) {
+                Some(lp) => match load_rgb(&lp) {
+                    Ok(lr) if lr.width() * scale <= hr.width() && lr.height() * scale <= hr.height() => {
+                        (hr.map_planes(|p| p.crop(0, 0, lr.width() * scale, lr.height() * scale)), lr)
+                    }
+                    Ok(_) => {
+                        warn(format!("skipping {}: LR {} does not match", f.display(), lp.display()));
+                        continue;
+                    }
+                    Err(e) => {
+                        warn(format!("skipping {e}"));
+                        continue;
+                    }
+                },
+                None => make_lr(&hr, scale),
+            };
+            if lr.width() < crop || lr.height() < crop {
+                warn(format!(
+                    "skipping {}: {}x{} LR is smaller than a {crop}x{crop} crop",
+                    f.display(),
+                    lr.width(),
+                    lr.height()
+                ));
+                continue;
+            }
+            out.push(TrainImage { lr: y_unit(&lr), hr: y_unit(&hr) });
+        }
+    }
+    if out.is_empty() {
+        let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        bail!("no usable training image in {}", list.join(", "));
+    }
+    Ok(out)
+}
+
+/// Evaluation images of a folder under the scoring protocol (unreadable files skipped).
+pub fn load_eval_set(dir: &Path, scale: usize, warn: &dyn Fn(String)) -> Result<Vec<(String, EvalPair)>> {
+    let mut v = Vec::new();
+    for f in list_images(dir)? {
+        match load_rgb(&f) {
+            Ok(img) if img.width() > 2 * scale && img.height() > 2 * scale => {
+                v.push((f.file_name().unwrap().to_string_lossy().into_owned(), prepare(&img, scale)))
+            }
+            Ok(_) => warn(format!("skipping {}: too small to score", f.display())),
+            Err(e) => warn(format!("skipping {e}")),
+        }
+    }
+    if v.is_empty() {
+        bail!("no usable image in {}", dir.display());
+    }
+    Ok(v)
+}
+
+/// One crop: image, LR top-left corner, vertical flip, quarter turns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub img: u32,
+    pub x: u32,
+    pub y: u32,
+    pub flip: bool,
+    pub rot: u8,
+}
+
+/// The shuffled crops of one epoch: `per_image` random crops of every image.
+pub fn epoch_plan(images: &[TrainImage], per_image: usize, crop: usize, rng: &mut Rng) -> Vec<Sample> {
+    let mut v = Vec::with_capacity(images.len() * per_image);
+    for (i, im) in images.iter().enumerate() {
+        for _ in 0..per_image {
+            v.push(Sample {
+                img: i as u32,
+                x: rng.below(im.lr.width - crop + 1) as u32,
+                y: rng.below(im.lr.height - crop + 1) as u32,
+                flip: rng.below(2) == 1,
+                rot: rng.below(4) as u8,
+            });
+        }
+    }
+    rng.shuffle(&mut v);
+    v
+}
+
+/// Copies the `n`×`n` crop at (x0, y0), vertically flipped if asked, then turned `rot` quarter
+/// turns, into `out`. The same transform on LR and HR crops keeps them aligned.
+fn crop_into(p: &Plane, x0: usize, y0: usize, n: usize, flip: bool, rot: u8, out: &mut Vec<f32>) {
+    for y in 0..n {
+        for x in 0..n {
+            // (x, y) in the output → (u, v) in the flipped crop.
+            let (u, v) = match rot % 4 {
+                0 => (x, y),
+                1 => (n - 1 - y, x),
+                2 => (n - 1 - x, n - 1 - y),
+                _ => (y, n - 1 - x),
+            };
+            let v = if flip { n - 1 - v } else { v };
+            out.push(p.get(x0 + u, y0 + v));
+        }
+    }
+}
+
+/// LR `[B,1,c,c]` and HR `[B,1,sc,sc]` tensors of a batch of samples.
+pub fn make_batch(
+    images: &[TrainImage],
+    samples: &[Sample],
+    crop: usize,
+    scale: usize,
+    device: Device,
+) -> (Tensor, Tensor) {
+    let (c, hc) = (crop, crop * scale);
+    let mut lr = Vec::with_capacity(samples.len() * c * c);
+    let mut hr = Vec::with_capacity(samples.len() * hc * hc);
+    for s in samples {
+        let im = &images[s.img as usize];
+        crop_into(&im.lr, s.x as usize, s.y as usize, c, s.flip, s.rot, &mut lr);
+        crop_into(&im.hr, s.x as usize * scale, s.y as usize * scale, hc, s.flip, s.rot, &mut hr);
+    }
+    let b = samples.len() as i64;
+    (
+        Tensor::from_slice(&lr).reshape([b, 1, c as i64, c as i64]).to_device(device),
+        Tensor::from_slice(&hr).reshape([b, 1, hc as i64, hc as i64]).to_device(device),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn augmented_crops_stay_aligned() {
+        // HR = nearest-neighbour ×2 of LR, so every transform must keep hr[2y][2x] == lr[y][x].
+        let lr = Plane::from_fn(9, 7, |x, y| (x * 10 + y) as f32);
+        let hr = Plane::from_fn(18, 14, |x, y| lr.get(x / 2, y / 2));
+        let images = vec![TrainImage { lr, hr }];
+        for flip in [false, true] {
+            for rot in 0..4 {
+                let s = Sample { img: 0, x: 2, y: 1, flip, rot };
+                let (l, h) = make_batch(&images, &[s], 4, 2, Device::Cpu);
+                let l = sesr::tensor::tensor_to_plane(&l);
+                let h = sesr::tensor::tensor_to_plane(&h);
+                for y in 0..4 {
+                    for x in 0..4 {
+                        assert_eq!(h.get(2 * x, 2 * y), l.get(x, y));
+                        assert_eq!(h.get(2 * x + 1, 2 * y + 1), l.get(x, y));
+                    }
+                }
+                let mut vals: Vec<i32> = l.data.iter().map(|&v| v as i32).collect();
+                vals.sort();
+                assert_eq!(vals[0], 21, "the crop's own pixels");
+            }
+        }
+    }
+
+    #[test]
+    fn div2k_layout_is_found() {
+        let root = std::env::temp_dir().join(format!("sesr-div2k-{}", std::process::id()));
+        let hr_dir = root.join("DIV2K_train_HR");
+        let lr_dir = root.join("DIV2K_train_LR_bicubic/X2");
+        std::fs::create_dir_all(&hr_dir).unwrap();
+        std::fs::create_dir_all(&lr_dir).unwrap();
+        std::fs::write(hr_dir.join("0001.png"), b"").unwrap();
+        assert_eq!(div2k_lr_path(&hr_dir.join("0001.png"), 2), None);
+        std::fs::write(lr_dir.join("0001x2.png"), b"").unwrap();
+        assert_eq!(div2k_lr_path(&hr_dir.join("0001.png"), 2), Some(lr_dir.join("0001x2.png")));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,49 @@
+//! `export`: the collapsed model of a checkpoint as TorchScript, with a JSON sidecar.
+
+use crate::checkpoint;
+use crate::models::load_checkpoint;
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+use tch::Device;
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Checkpoint folder (or run folder: its `best/` is used, else `last/`).
+    pub checkpoint: PathBuf,
+    /// Output TorchScript file; the sidecar is written beside it with the extension `.json`.
+    #[arg(long, short)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: ExportArgs) -> Result<()> {
+    let dir = if args.checkpoint.join("best/config.json").is_file() {
+        args.checkpoint.join("best")
+    } else {
+        checkpoint::resolve(&args.checkpoint)
+    };
+    let model = load_checkpoint(&dir, Device::Cpu)?;
+    let state = checkpoint::read_state(&dir).ok();
+    if let Some(p) = args.out.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    model.export_torchscript(&args.out).with_context(|| format!("cannot export to {}", args.out.display()))?;
+    let sidecar = json!({
+        "format": "sesr-torchscript-v1",
+        "contract": "forward(x: float32 [N,1,H,W], Y in [0,1]) -> float32 [N,1,sH,sW] in [0,1]",
+        "config": model.cfg,
+        "scale": model.cfg.scale,
+        "collapsed_weights": model.weight_count(),
+        "epochs": state.as_ref().map(|s| s.epoch),
+        "best_epoch": state.as_ref().map(|s| s.best_epoch),
+        "validation_psnr_y": state.as_ref().and_then(|s| s.best_psnr),
+        "training_data": state.as_ref().map(|s| s.train_data.clone()),
+        "training_images": state.as_ref().map(|s| s.train_images),
+        "checkpoint": dir.display().to_string(),
+    });
+    let side = args.out.with_extension("json");
+    std::fs::write(&side, serde_json::to_string_pretty(&sidecar)?)?;
+    println!("exported {} ({} collapsed weights) and {}", args.out.display(), model.weight_count(), side.display());
+    Ok(())
+}

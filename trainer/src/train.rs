@@ -1,0 +1,252 @@
+//! `train`: the paper's recipe (spec §3) with checkpoints, resume, validation and metrics.
+
+use crate::checkpoint::{self, TrainState};
+use crate::data::{epoch_plan, load_training_set, make_batch};
+use crate::eval::{evaluate, load_sets, mean_psnr};
+use crate::models::Upscaler;
+use crate::optim::AmsGrad;
+use crate::rng::Rng;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use sesr::{ExpandedSesr, Preset};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{nn::VarStore, Kind};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Folders of HR training images (PNG/JPEG/BMP; DIV2K's `*_HR` + `*_LR_bicubic/X2` understood).
+    #[arg(long = "data", required = true, num_args = 1..)]
+    pub data: Vec<PathBuf>,
+    /// Validation folders (HR images), scored each epoch (PSNR-Y).
+    #[arg(long = "val", num_args = 1..)]
+    pub val: Vec<PathBuf>,
+    /// Model variant.
+    #[arg(long, default_value = "m5")]
+    pub model: Preset,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=4))]
+    pub scale: u8,
+    /// Output folder (checkpoints `last/`, `best/`, `metrics.csv`).
+    #[arg(long, default_value = "runs/sesr")]
+    pub out: PathBuf,
+    /// Continue a run from its `last/` checkpoint (a run folder or a checkpoint folder).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    #[arg(long, default_value_t = 300)]
+    pub epochs: usize,
+    /// Random LR crops per image per epoch.
+    #[arg(long, default_value_t = 64)]
+    pub crops_per_image: usize,
+    /// LR crop size (the HR crop is `scale` times larger).
+    #[arg(long, default_value_t = 64)]
+    pub crop: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// AMSGrad learning rate.
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f64,
+    /// AMSGrad epsilon.
+    #[arg(long, default_value_t = 1e-7)]
+    pub eps: f64,
+    /// auto | cpu | cuda | cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// CPU threads for libtorch (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Train through the expanded network instead of collapsing in the forward (slower; for comparison).
+    #[arg(long)]
+    pub expanded_forward: bool,
+    /// Stop after this many steps in total (smoke tests and benchmarks).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+}
+
+pub fn set_threads(threads: Option<usize>) {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    tch::set_num_threads(n as i32);
+    tch::set_num_interop_threads(1);
+}
+
+fn warn(msg: String) {
+    eprintln!("warning: {msg}");
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    set_threads(args.threads);
+    let device = sesr::tensor::parse_device(&args.device)?;
+    let resume_dir = args.resume.as_ref().map(|r| checkpoint::resolve(r));
+    if args.scale == 3 {
+        bail!("--scale must be 2 or 4");
+    }
+    let cfg = match &resume_dir {
+        Some(d) => checkpoint::read_config(d)?,
+        None => args.model.config(args.scale as usize),
+    };
+    let run_dir = match &args.resume {
+        Some(r) if r.join("last").is_dir() => r.clone(),
+        Some(r) => r.parent().map(PathBuf::from).unwrap_or_else(|| args.out.clone()),
+        None => args.out.clone(),
+    };
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+
+    eprintln!("loading training images from {:?}", args.data);
+    let images = load_training_set(&args.data, cfg.scale, args.crop, &warn)?;
+    let val_sets = load_sets(&args.val, cfg.scale, &warn)?;
+    eprintln!(
+        "{} training images, {} validation images; model {:?} on {device:?}",
+        images.len(),
+        val_sets.iter().map(|s| s.images.len()).sum::<usize>(),
+        cfg
+    );
+
+    tch::manual_seed(args.seed as i64);
+    let mut vs = VarStore::new(device);
+    let model = ExpandedSesr::new(&vs.root(), cfg);
+    let mut opt = AmsGrad::new(&vs, args.lr, args.eps);
+    let mut state = TrainState {
+        epoch: 0,
+        step: 0,
+        rng: Rng::new(args.seed),
+        opt_t: 0,
+        best_psnr: None,
+        best_epoch: 0,
+        train_data: args.data.iter().map(|d| d.display().to_string()).collect(),
+        train_images: images.len(),
+    };
+    if let Some(d) = &resume_dir {
+        checkpoint::load_weights(d, &mut vs)?;
+        state = checkpoint::read_state(d)?;
+        opt.load(&d.join("optimizer.safetensors"), state.opt_t)?;
+        eprintln!("resumed from {} at epoch {} step {}", d.display(), state.epoch, state.step);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C while saving falls through to the default (hard) exit.
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+
+    let metrics_path = run_dir.join("metrics.csv");
+    if !metrics_path.exists() {
+        let mut header = "epoch,train_loss,crops_per_s,seconds".to_string();
+        for s in &val_sets {
+            header.push_str(&format!(",psnr_{}", s.name));
+        }
+        std::fs::write(&metrics_path, header + "\n")?;
+    }
+
+    let steps_per_epoch = images.len() * args.crops_per_image / args.batch;
+    if steps_per_epoch == 0 {
+        bail!("fewer crops per epoch ({}) than one batch ({})", images.len() * args.crops_per_image, args.batch);
+    }
+    let mut total_steps = 0usize;
+    let style = ProgressStyle::with_template(
+        "{prefix} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {msg} ETA {eta_precise}",
+    )
+    .unwrap()
+    .progress_chars("=>-");
+
+    while state.epoch < args.epochs {
+        let epoch = state.epoch;
+        let mut rng = state.rng;
+        let plan = epoch_plan(&images, args.crops_per_image, args.crop, &mut rng);
+        let pb = ProgressBar::new(steps_per_epoch as u64).with_style(style.clone());
+        pb.set_prefix(format!("epoch {}/{}", epoch + 1, args.epochs));
+        pb.set_position(state.step as u64);
+        let t0 = Instant::now();
+        let (mut loss_sum, mut loss_n, mut crops) = (0.0, 0usize, 0usize);
+        for step in state.step..steps_per_epoch {
+            if stop.load(Ordering::SeqCst) || args.max_steps.is_some_and(|m| total_steps >= m) {
+                pb.finish_and_clear();
+                state.step = step;
+                state.opt_t = opt.t;
+                let last = run_dir.join("last");
+                checkpoint::save(&last, &cfg, &vs, &opt, &state)?;
+                let rate = crops as f64 / t0.elapsed().as_secs_f64();
+                eprintln!(
+                    "stopped at epoch {} step {step} ({crops} crops this session, {rate:.0} crops/s); checkpoint saved in {}",
+                    epoch + 1,
+                    last.display()
+                );
+                eprintln!("continue with: cargo run --release -p trainer -- train --resume {}", run_dir.display());
+                return Ok(());
+            }
+            let batch = &plan[step * args.batch..(step + 1) * args.batch];
+            let (lr, hr) = make_batch(&images, batch, args.crop, cfg.scale, device);
+            let sr = if args.expanded_forward { model.forward_expanded(&lr) } else { model.forward_collapsing(&lr) };
+            let loss = (sr - hr).abs().mean(Kind::Float);
+            opt.zero_grad();
+            loss.backward();
+            let lv = loss.double_value(&[]);
+            if !lv.is_finite() {
+                pb.abandon();
+                bail!(
+                    "loss became {lv} at epoch {} step {step}; stopped without saving. The last good checkpoint is in {}",
+                    epoch + 1,
+                    run_dir.join("last").display()
+                );
+            }
+            opt.step();
+            loss_sum += lv;
+            loss_n += 1;
+            crops += batch.len();
+            total_steps += 1;
+            let rate = crops as f64 / t0.elapsed().as_secs_f64();
+            pb.set_message(format!("loss {:.5} {rate:.0} crops/s", loss_sum / loss_n as f64));
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        let secs = t0.elapsed().as_secs_f64();
+        let rate = crops as f64 / secs;
+
+        let collapsed = model.collapse_detached();
+        let scores = evaluate(&Upscaler::Net { model: collapsed, device }, &val_sets)?;
+        let psnr = mean_psnr(&scores);
+        let mut row = format!("{},{:.6},{:.1},{:.1}", epoch + 1, loss_sum / loss_n.max(1) as f64, rate, secs);
+        for s in &scores {
+            row.push_str(&format!(",{:.4}", s.psnr_y));
+        }
+        let mut f = std::fs::OpenOptions::new().append(true).open(&metrics_path)?;
+        writeln!(f, "{row}")?;
+
+        state.epoch = epoch + 1;
+        state.step = 0;
+        state.rng = rng;
+        state.opt_t = opt.t;
+        let improved = !scores.is_empty() && state.best_psnr.is_none_or(|b| psnr > b);
+        if improved {
+            state.best_psnr = Some(psnr);
+            state.best_epoch = epoch + 1;
+        }
+        checkpoint::save(&run_dir.join("last"), &cfg, &vs, &opt, &state)?;
+        if improved || scores.is_empty() {
+            checkpoint::save(&run_dir.join("best"), &cfg, &vs, &opt, &state)?;
+        }
+        let vals: Vec<String> = scores.iter().map(|s| format!("{} {:.3}", s.set, s.psnr_y)).collect();
+        eprintln!(
+            "epoch {}/{}: loss {:.5}, {rate:.0} crops/s, {secs:.0}s; PSNR-Y {}{}",
+            epoch + 1,
+            args.epochs,
+            loss_sum / loss_n.max(1) as f64,
+            vals.join(", "),
+            if improved { " (best)" } else { "" }
+        );
+    }
+    match state.best_psnr {
+        Some(p) => eprintln!("done: {} epochs; best {p:.3} dB at epoch {}", state.epoch, state.best_epoch),
+        None => eprintln!("done: {} epochs", state.epoch),
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! End-to-end tests of the trainer binary on small real images (no ../shared needed).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn trainer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer")).args(args).output().expect("run trainer")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sesr-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Tiles of the shipped photos (real image content), one grey, one JPEG, plus a corrupt file
+/// and an image too small for a crop.
+fn make_data(dir: &Path) {
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/images");
+    let img = image::open(assets.join("astronaut.png")).unwrap().to_rgb8();
+    for (i, (x, y)) in [(0u32, 0u32), (200, 100), (300, 300)].into_iter().enumerate() {
+        let tile = image::imageops::crop_imm(&img, x, y, 96, 80).to_image();
+        tile.save(dir.join(format!("tile{i}.png"))).unwrap();
+    }
+    let coffee = image::open(assets.join("coffee.png")).unwrap();
+    coffee.crop_imm(100, 100, 90, 90).to_luma8().save(dir.join("grey.png")).unwrap();
+    coffee.crop_imm(300, 50, 100, 72).to_rgb8().save(dir.join("photo.jpg")).unwrap();
+    std::fs::write(dir.join("corrupt.png"), b"\x89PNG\r\n\x1a\nthis is not a png").unwrap();
+    image::RgbImage::new(20, 20).save(dir.join("tiny.png")).unwrap();
+}
+
+const SMALL: [&str; 10] =
+    ["--model", "m3", "--crop", "16", "--crops-per-image", "4", "--batch", "4", "--device", "cpu"];
+
+#[test]
+fn train_resume_export_eval_upscale() {
+    let d = tmp("flow");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    make_data(&data);
+    let run = d.join("run");
+    let (data_s, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
+
+    let mut args = vec!["train", "--data", data_s, "--val", data_s, "--out", run_s, "--epochs", "1"];
+    args.extend(SMALL);
+    let o = trainer(&args);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("corrupt.png") && t.contains("tiny.png"), "bad files are named: {t}");
+    assert!(run.join("last/model.safetensors").is_file() && run.join("best/state.json").is_file());
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.lines().next().unwrap().contains("psnr_data"));
+
+    // Resume to epoch 2: same folder, one more metrics row, state advanced.
+    let o = trainer(&[
+        "train",
+        "--data",
+        data_s,
+        "--val",
+        data_s,
+        "--resume",
+        run_s,
+        "--epochs",
+        "2",
+        "--crop",
+        "16",
+        "--crops-per-image",
+        "4",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("last/state.json")).unwrap()).unwrap();
+    assert_eq!(state["epoch"], 2);
+    assert_eq!(std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().count(), 3);
+
+    // A diverging run stops with a clear error and leaves the last good checkpoint alone.
+    let before = std::fs::read(run.join("last/model.safetensors")).unwrap();
+    let o = trainer(&[
+        "train",
+        "--data",
+        data_s,
+        "--resume",
+        run_s,
+        "--epochs",
+        "3",
+        "--lr",
+        "1e30",
+        "--crop",
+        "16",
+        "--crops-per-image",
+        "4",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("loss became"), "{}", text(&o));
+    assert_eq!(std::fs::read(run.join("last/model.safetensors")).unwrap(), before);
+
+    // Export: TorchScript + sidecar, usable at sizes other than the traced one.
+    let pt = d.join("m3.pt");
+    let o = trainer(&["export", run_s, "--out", pt.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let side: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("m3.json")).unwrap()).unwrap();
+    assert_eq!(side["scale"], 2);
+    assert_eq!(side["collapsed_weights"], 8912);
+    let m = tch::CModule::load(&pt).unwrap();
+    for (h, w) in [(1, 1), (9, 4), (33, 17)] {
+        let x = tch::Tensor::rand([1, 1, h, w], (tch::Kind::Float, tch::Device::Cpu));
+        let y = tch::no_grad(|| m.forward_ts(&[x])).unwrap();
+        assert_eq!(y.size(), [1, 1, 2 * h, 2 * w]);
+    }
+
+    // Eval of the model and of bicubic, as JSON.
+    let o = trainer(&["eval", data_s, "--model", pt.to_str().unwrap(), "--json", "--device", "cpu"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let psnr = j["sets"][0]["psnr_y"].as_f64().unwrap();
+    assert!(psnr > 15.0 && psnr < 60.0, "{psnr}");
+    assert_eq!(j["sets"][0]["images"], 6, "five usable images plus tiny.png, which is still scorable");
+    let o = trainer(&["eval", data_s, "--method", "bicubic"]);
+    assert!(o.status.success() && text(&o).contains("bicubic"), "{}", text(&o));
+
+    // Upscale one image.
+    let out = d.join("up.png");
+    let o = trainer(&[
+        "upscale",
+        data.join("tile0.png").to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--model",
+        pt.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let up = image::open(&out).unwrap();
+    assert_eq!((up.width(), up.height()), (192, 160));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn interrupted_run_resumes_mid_epoch() {
+    let d = tmp("steps");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    make_data(&data);
+    let (data_s, run) = (data.to_str().unwrap(), d.join("run"));
+    let mut args = vec!["train", "--data", data_s, "--out", run.to_str().unwrap(), "--epochs", "1", "--max-steps", "2"];
+    args.extend(SMALL);
+    let o = trainer(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("last/state.json")).unwrap()).unwrap();
+    assert_eq!((state["epoch"].as_u64(), state["step"].as_u64()), (Some(0), Some(2)));
+    let o = trainer(&[
+        "train",
+        "--data",
+        data_s,
+        "--resume",
+        run.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--crop",
+        "16",
+        "--crops-per-image",
+        "4",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("last/state.json")).unwrap()).unwrap();
+    assert_eq!((state["epoch"].as_u64(), state["step"].as_u64()), (Some(1), Some(0)));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn clear_errors_for_bad_input() {
+    let d = tmp("bad");
+    std::fs::write(d.join("broken.png"), b"nope").unwrap();
+    let o =
+        trainer(&["train", "--data", d.to_str().unwrap(), "--out", d.join("run").to_str().unwrap(), "--device", "cpu"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("no usable training image") && t.contains("broken.png"), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+
+    let o = trainer(&["eval", d.to_str().unwrap(), "--model", d.join("missing.pt").to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("missing.pt"), "{}", text(&o));
+    let fake = d.join("fake.pt");
+    std::fs::write(&fake, b"not torchscript").unwrap();
+    let o = trainer(&["upscale", "x.png", "y.png", "--model", fake.to_str().unwrap(), "--device", "cpu"]);
+    assert!(!o.status.success() && text(&o).contains("not a loadable TorchScript model"), "{}", text(&o));
+    let o = trainer(&["train", "--data", d.to_str().unwrap(), "--device", "cuda:7"]);
+    assert!(!o.status.success() && text(&o).contains("cuda"), "{}", text(&o));
+    assert!(!text(&o).contains("panicked"));
+    std::fs::remove_dir_all(&d).unwrap();
+}
