@@ -1,11 +1,13 @@
 //! `cargo run -p trainer -- <command>`: train, evaluate, export and run SESR models.
 
+mod bench;
 mod checkpoint;
 mod data;
 mod eval;
 mod export;
 mod models;
 mod optim;
+mod plot;
 mod rng;
 mod train;
 mod upscale;
@@ -31,6 +33,13 @@ enum Command {
     Export(export::ExportArgs),
     /// Upscale one image (Y by the model, chroma bicubic).
     Upscale(upscale::UpscaleArgs),
+    /// Benchmark training throughput: collapse-in-forward vs the expanded network.
+    BenchTrain(bench::BenchArgs),
+    /// (Re)draw a run's plot.png from its metrics.csv.
+    Plot {
+        /// Run folder.
+        run: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -80,6 +89,9 @@ fn main() {
         Command::Eval(a) => eval(a),
         Command::Export(a) => export::run(a),
         Command::Upscale(a) => upscale::run(a),
+        Command::BenchTrain(a) => bench::run(a),
+        Command::Plot { run } => plot::plot_training(&run.join("metrics.csv"), &run.join("plot.png"))
+            .map(|_| println!("wrote {}", run.join("plot.png").display())),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

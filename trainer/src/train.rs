@@ -220,6 +220,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         let mut f = std::fs::OpenOptions::new().append(true).open(&metrics_path)?;
         writeln!(f, "{row}")?;
+        drop(f);
+        if let Err(e) = crate::plot::plot_training(&metrics_path, &run_dir.join("plot.png")) {
+            warn(format!("no plot: {e:#}"));
+        }
 
         state.epoch = epoch + 1;
         state.step = 0;
