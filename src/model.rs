@@ -310,3 +310,22 @@ impl CollapsedSesr {
         std::fs::rename(&tmp, path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })
     }
 }
+
+/// Checks that a TorchScript module follows the SR contract
+/// `forward(x: float32 [N,1,H,W]) -> float32 [N,1,sH,sW]` by running it on a small input, and
+/// returns its scale `s` (2, 3, 4 or 8).
+pub fn probe_torchscript_scale(module: &tch::CModule, device: Device) -> Result<usize, Error> {
+    let x = Tensor::full([1, 1, 3, 5], 0.5, (Kind::Float, device));
+    let y = tch::no_grad(|| module.forward_ts(&[&x]))
+        .map_err(|e| Error::Model(format!("the model does not accept a float32 [1,1,H,W] input: {e}")))?;
+    let s = y.size();
+    if y.kind() != Kind::Float {
+        return Err(Error::Model(format!("the model returns {:?}, not float32", y.kind())));
+    }
+    for scale in [2i64, 3, 4, 8] {
+        if s == [1, 1, 3 * scale, 5 * scale] {
+            return Ok(scale as usize);
+        }
+    }
+    Err(Error::Model(format!("output shape {s:?} for an input of [1, 1, 3, 5] is not [1, 1, 3s, 5s]")))
+}

@@ -1,1 +1,32 @@
-//! GStreamer plugin `sesr` (element `sesrupscale`, see the element issue).
+//! GStreamer plugin `sesr`: real-time SESR super-resolution.
+//!
+//! Element `sesrupscale` upscales NV12/I420 video: the Y plane through a collapsed SESR model
+//! (TorchScript, run by libtorch), the chroma planes bicubically.
+//!
+//! ```text
+//! gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! sesrupscale ! videoconvert ! autovideosink
+//! ```
+
+use gst::glib;
+
+pub mod caps;
+pub mod engine;
+mod sesrupscale;
+
+pub use sesrupscale::SesrUpscale;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    sesrupscale::register(plugin)
+}
+
+gst::plugin_define!(
+    sesr,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("CARGO_PKG_NAME")),
+    "MIT/X11",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    "2026-11-24"
+);

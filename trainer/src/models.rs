@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use sesr::tensor::{plane_to_tensor, tensor_to_plane};
 use sesr::{CollapsedSesr, ExpandedSesr, Plane};
 use std::path::Path;
-use tch::{nn::VarStore, CModule, Device, Kind, Tensor};
+use tch::{nn::VarStore, CModule, Device, Kind};
 
 pub enum Upscaler {
     Script { module: CModule, scale: usize, device: Device },
@@ -24,21 +24,6 @@ pub fn load_checkpoint(dir: &Path, device: Device) -> Result<CollapsedSesr> {
     Ok(model.collapse_detached().to(device, Kind::Float))
 }
 
-/// Scale of a TorchScript super-resolution model, found by running it on a small input; also
-/// checks the contract `[N,1,H,W] -> [N,1,sH,sW]`.
-pub fn probe_scale(module: &CModule, device: Device, path: &Path) -> Result<usize> {
-    let x = Tensor::full([1, 1, 3, 5], 0.5, (Kind::Float, device));
-    let y = tch::no_grad(|| module.forward_ts(&[&x]))
-        .with_context(|| format!("{}: the model does not accept a [1,1,H,W] float tensor", path.display()))?;
-    let s = y.size();
-    for scale in [2i64, 3, 4, 8] {
-        if s == [1, 1, 3 * scale, 5 * scale] {
-            return Ok(scale as usize);
-        }
-    }
-    bail!("{}: output shape {s:?} for input [1, 1, 3, 5] is not [1, 1, 3s, 5s]", path.display())
-}
-
 impl Upscaler {
     pub fn load(path: &Path, device: Device) -> Result<Self> {
         if path.is_dir() {
@@ -49,7 +34,8 @@ impl Upscaler {
         }
         let module = CModule::load_on_device(path, device)
             .with_context(|| format!("{}: not a loadable TorchScript model", path.display()))?;
-        let scale = probe_scale(&module, device, path)?;
+        let scale = sesr::model::probe_torchscript_scale(&module, device)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(Upscaler::Script { module, scale, device })
     }
 

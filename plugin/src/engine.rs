@@ -1,0 +1,204 @@
+//! The element's work, free of GStreamer: the SESR model on a luma plane, and the bicubic
+//! chroma upscaler that respects chroma siting.
+
+use sesr::resize::{resize_u8, Contributions};
+use std::io::Cursor;
+use std::path::Path;
+use tch::{CModule, Device, Kind, Tensor};
+
+/// The default model compiled into the plugin: collapsed SESR-M5 ×2 (see `models/`).
+pub static DEFAULT_MODEL: &[u8] = include_bytes!("../../models/sesr_m5_x2.pt");
+
+/// A loaded TorchScript super-resolution model with its buffers, reused across frames.
+pub struct Engine {
+    module: CModule,
+    pub scale: usize,
+    pub device: Device,
+    input: Vec<f32>,
+    output: Vec<u8>,
+}
+
+impl Engine {
+    /// Loads `location` (or the embedded default when `None`) on `device` and checks the model
+    /// contract `[N,1,H,W] float -> [N,1,sH,sW] float`. Errors name the file and the reason.
+    pub fn load(location: Option<&Path>, device: Device) -> Result<Self, String> {
+        let name = location.map(|p| p.display().to_string()).unwrap_or_else(|| "embedded default model".into());
+        let module = match location {
+            Some(p) => {
+                if !p.is_file() {
+                    return Err(format!("model '{name}': no such file"));
+                }
+                CModule::load_on_device(p, device)
+            }
+            None => CModule::load_data_on_device(&mut Cursor::new(DEFAULT_MODEL), device),
+        }
+        .map_err(|e| format!("model '{name}': not a loadable TorchScript file: {}", first_line(&e.to_string())))?;
+        let scale = sesr::model::probe_torchscript_scale(&module, device)
+            .map_err(|e| format!("model '{name}': incompatible: {}", first_line(&e.to_string())))?;
+        if scale != 2 && scale != 4 {
+            return Err(format!("model '{name}': scale {scale} is not supported (2 or 4)"));
+        }
+        Ok(Engine { module, scale, device, input: Vec::new(), output: Vec::new() })
+    }
+
+    /// Upscales an 8-bit luma plane (`w`×`h`, row stride `stride`) into `dst` (`sw`×`sh`, stride
+    /// `dst_stride`): Y/255 through the model, rounded and clamped back to 8 bits.
+    pub fn upscale_luma(
+        &mut self,
+        src: &[u8],
+        stride: usize,
+        w: usize,
+        h: usize,
+        dst: &mut [u8],
+        dst_stride: usize,
+    ) -> Result<(), String> {
+        let s = self.scale;
+        self.input.clear();
+        for y in 0..h {
+            self.input.extend(src[y * stride..y * stride + w].iter().map(|&v| v as f32 * (1.0 / 255.0)));
+        }
+        let x = Tensor::from_slice(&self.input).view([1, 1, h as i64, w as i64]).to_device(self.device);
+        let y = tch::no_grad(|| self.module.forward_ts(&[x])).map_err(|e| format!("model forward failed: {e}"))?;
+        let q = (y * 255.0).round().clamp(0.0, 255.0).to_kind(Kind::Uint8).to_device(Device::Cpu).contiguous();
+        let (ow, oh) = (w * s, h * s);
+        if q.size() != [1, 1, oh as i64, ow as i64] {
+            return Err(format!("model returned {:?}, expected [1, 1, {oh}, {ow}]", q.size()));
+        }
+        self.output.resize(ow * oh, 0);
+        q.copy_data(&mut self.output, ow * oh);
+        for row in 0..oh {
+            dst[row * dst_stride..row * dst_stride + ow].copy_from_slice(&self.output[row * ow..(row + 1) * ow]);
+        }
+        Ok(())
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s)
+}
+
+/// Where chroma samples sit relative to luma: co-sited with the first luma sample of their
+/// pair (`true`) or centred between the pair (`false`), horizontally and vertically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChromaSiting {
+    pub h_cosited: bool,
+    pub v_cosited: bool,
+}
+
+/// Source position (in input chroma samples) of output chroma sample `j`, as `step·j + offset`,
+/// for 2× subsampled chroma and a luma scale factor `s`. A chroma sample `i` sits at luma
+/// position `2i + d` (d = 0 co-sited, ½ centred); luma maps by `(X + ½)/s − ½`.
+pub fn chroma_map(scale: usize, cosited: bool) -> (f64, f64) {
+    let s = scale as f64;
+    let d = if cosited { 0.0 } else { 0.5 };
+    (1.0 / s, ((d + 0.5) / s - 0.5 - d) / 2.0)
+}
+
+/// Bicubic upscaler of 2×2-subsampled chroma planes between two fixed frame sizes.
+pub struct ChromaScaler {
+    h: Contributions,
+    v: Contributions,
+    tmp: Vec<f32>,
+    planes: [Vec<u8>; 4],
+}
+
+impl ChromaScaler {
+    /// For chroma planes of `in_w`×`in_h` samples going to `out_w`×`out_h`.
+    pub fn new(in_w: usize, in_h: usize, out_w: usize, out_h: usize, scale: usize, siting: ChromaSiting) -> Self {
+        let (hs, ho) = chroma_map(scale, siting.h_cosited);
+        let (vs, vo) = chroma_map(scale, siting.v_cosited);
+        ChromaScaler {
+            h: Contributions::affine(in_w, out_w, hs, ho, 1.0),
+            v: Contributions::affine(in_h, out_h, vs, vo, 1.0),
+            tmp: Vec::new(),
+            planes: Default::default(),
+        }
+    }
+
+    /// One planar chroma plane (I420's U or V).
+    pub fn scale_plane(&mut self, src: &[u8], stride: usize, dst: &mut [u8], dst_stride: usize) {
+        resize_u8(src, stride, dst, dst_stride, &self.h, &self.v, &mut self.tmp);
+    }
+
+    /// An interleaved UV plane (NV12): de-interleaved, scaled, interleaved again.
+    pub fn scale_interleaved(&mut self, src: &[u8], stride: usize, dst: &mut [u8], dst_stride: usize) {
+        let (iw, ih, ow, oh) = (self.h.in_len, self.v.in_len, self.h.out_len, self.v.out_len);
+        let [u, v, su, sv] = &mut self.planes;
+        u.resize(iw * ih, 0);
+        v.resize(iw * ih, 0);
+        for y in 0..ih {
+            let row = &src[y * stride..y * stride + 2 * iw];
+            for x in 0..iw {
+                u[y * iw + x] = row[2 * x];
+                v[y * iw + x] = row[2 * x + 1];
+            }
+        }
+        su.resize(ow * oh, 0);
+        sv.resize(ow * oh, 0);
+        resize_u8(u, iw, su, ow, &self.h, &self.v, &mut self.tmp);
+        resize_u8(v, iw, sv, ow, &self.h, &self.v, &mut self.tmp);
+        for y in 0..oh {
+            let row = &mut dst[y * dst_stride..y * dst_stride + 2 * ow];
+            for x in 0..ow {
+                row[2 * x] = su[y * ow + x];
+                row[2 * x + 1] = sv[y * ow + x];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn centred_siting_is_matlab_mapping() {
+        let (step, off) = chroma_map(2, false);
+        assert_eq!((step, off), (0.5, -0.25));
+        // Co-sited: output chroma 0 sits on output luma 0, i.e. input luma −¼, i.e. chroma −⅛.
+        assert_eq!(chroma_map(2, true), (0.5, -0.125));
+        assert_eq!(chroma_map(4, true).1, (0.5 / 4.0 - 0.5) / 2.0);
+    }
+
+    #[test]
+    fn embedded_model_loads_and_upscales() {
+        let mut e = Engine::load(None, Device::Cpu).unwrap();
+        assert_eq!(e.scale, 2);
+        let (w, h, stride) = (9, 5, 16);
+        let src: Vec<u8> = (0..stride * h).map(|i| (i * 7 % 256) as u8).collect();
+        let mut dst = vec![0u8; 18 * 10];
+        e.upscale_luma(&src, stride, w, h, &mut dst, 18).unwrap();
+        assert!(dst.iter().any(|&v| v > 0));
+    }
+
+    #[test]
+    fn bad_models_are_named() {
+        let e = Engine::load(Some(Path::new("/nonexistent/m.pt")), Device::Cpu).err().unwrap();
+        assert!(e.contains("/nonexistent/m.pt") && e.contains("no such file"), "{e}");
+        let dir = std::env::temp_dir().join(format!("sesr-engine-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("corrupt.pt");
+        std::fs::write(&bad, b"garbage").unwrap();
+        let e = Engine::load(Some(&bad), Device::Cpu).err().unwrap();
+        assert!(e.contains("corrupt.pt") && e.contains("not a loadable"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn interleaved_equals_planar() {
+        let (iw, ih) = (5, 3);
+        let mut sc = ChromaScaler::new(iw, ih, 10, 6, 2, ChromaSiting { h_cosited: true, v_cosited: false });
+        let u: Vec<u8> = (0..iw * ih).map(|i| (i * 17) as u8).collect();
+        let v: Vec<u8> = (0..iw * ih).map(|i| 255 - (i * 11) as u8).collect();
+        let nv: Vec<u8> = (0..iw * ih).flat_map(|i| [u[i], v[i]]).collect();
+        let mut out_nv = vec![0u8; 20 * 6];
+        sc.scale_interleaved(&nv, 2 * iw, &mut out_nv, 20);
+        let (mut ou, mut ov) = (vec![0u8; 60], vec![0u8; 60]);
+        sc.scale_plane(&u, iw, &mut ou, 10);
+        sc.scale_plane(&v, iw, &mut ov, 10);
+        for i in 0..60 {
+            assert_eq!(out_nv[2 * i], ou[i]);
+            assert_eq!(out_nv[2 * i + 1], ov[i]);
+        }
+    }
+}

@@ -1,0 +1,341 @@
+use crate::caps::{map_caps, Way};
+use crate::engine::{ChromaScaler, ChromaSiting, Engine};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use gst_video::subclass::prelude::*;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("sesrupscale", gst::DebugColorFlags::empty(), Some("SESR super-resolution upscaler"))
+});
+
+const DEFAULT_DEVICE: &str = "auto";
+
+#[derive(Debug, Clone)]
+struct Settings {
+    model_location: String,
+    device: String,
+    num_threads: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { model_location: String::new(), device: DEFAULT_DEVICE.into(), num_threads: 0 }
+    }
+}
+
+/// Negotiated geometry of one stream.
+struct Geometry {
+    format: gst_video::VideoFormat,
+    chroma: ChromaScaler,
+}
+
+struct State {
+    engine: Engine,
+    geometry: Option<Geometry>,
+}
+
+#[derive(Default)]
+pub struct SesrUpscale {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    /// The loaded model's scale (0 until a model is loaded).
+    scale: AtomicU32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SesrUpscale {
+    /// Loads the model of the current settings.
+    fn load_engine(&self) -> Result<Engine, gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let device = sesr::tensor::parse_device(&settings.device)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["Invalid device: {}", e]))?;
+        if settings.num_threads > 0 {
+            tch::set_num_threads(settings.num_threads as i32);
+        }
+        let location = (!settings.model_location.is_empty()).then(|| PathBuf::from(&settings.model_location));
+        let engine = Engine::load(location.as_deref(), device)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["Could not load SESR {}", e]))?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "loaded {} (x{}) on {:?}",
+            location.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "embedded model".into()),
+            engine.scale,
+            device
+        );
+        if self.scale.swap(engine.scale as u32, Ordering::SeqCst) != engine.scale as u32 {
+            self.obj().notify("scale");
+        }
+        Ok(engine)
+    }
+
+    /// The scale for caps negotiation: that of the loaded model, else of the configured one.
+    fn negotiation_scale(&self) -> Option<i32> {
+        let s = self.scale.load(Ordering::SeqCst);
+        if s != 0 {
+            return Some(s as i32);
+        }
+        match self.load_engine() {
+            Ok(e) => Some(e.scale as i32),
+            Err(e) => {
+                gst::debug!(CAT, imp = self, "cannot negotiate without a model: {:?}", e);
+                None
+            }
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for SesrUpscale {
+    const NAME: &'static str = "GstSesrUpscale";
+    type Type = super::SesrUpscale;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for SesrUpscale {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("model-location")
+                    .nick("Model location")
+                    .blurb("TorchScript file of a collapsed SESR model (empty: the embedded SESR-M5 x2)")
+                    .default_value(Some(""))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb("Where the model runs: auto, cpu, cuda or cuda:N")
+                    .default_value(Some(DEFAULT_DEVICE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("num-threads")
+                    .nick("Threads")
+                    .blurb("libtorch CPU threads (process-wide; 0: libtorch's default)")
+                    .maximum(1024)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("scale")
+                    .nick("Scale")
+                    .blurb("Upscaling factor of the loaded model (0 until loaded)")
+                    .maximum(8)
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = lock(&self.settings);
+        match pspec.name() {
+            "model-location" => {
+                settings.model_location = value.get::<Option<String>>().unwrap().unwrap_or_default();
+                // A new model may have another scale: forget the old one.
+                self.scale.store(0, Ordering::SeqCst);
+            }
+            "device" => {
+                settings.device = value.get::<Option<String>>().unwrap().unwrap_or_else(|| DEFAULT_DEVICE.into())
+            }
+            "num-threads" => settings.num_threads = value.get().unwrap(),
+            _ => unimplemented!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = lock(&self.settings);
+        match pspec.name() {
+            "model-location" => settings.model_location.to_value(),
+            "device" => settings.device.to_value(),
+            "num-threads" => settings.num_threads.to_value(),
+            "scale" => self.scale.load(Ordering::SeqCst).to_value(),
+            _ => unimplemented!(),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        // Late frames are dropped in live pipelines instead of piling up.
+        self.obj().set_property("qos", true);
+    }
+}
+
+impl GstObjectImpl for SesrUpscale {}
+
+impl ElementImpl for SesrUpscale {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "SESR super-resolution upscaler",
+                "Filter/Converter/Video/Scaler",
+                "Upscales NV12/I420 video x2 or x4: luma with a collapsed SESR network (libtorch), chroma bicubic",
+                "sesr developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list([gst_video::VideoFormat::Nv12, gst_video::VideoFormat::I420])
+                .build();
+            vec![
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).unwrap(),
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).unwrap(),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for SesrUpscale {
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::NeverInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let engine = self.load_engine()?;
+        *lock(&self.state) = Some(State { engine, geometry: None });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.state) = None;
+        Ok(())
+    }
+
+    fn transform_caps(
+        &self,
+        direction: gst::PadDirection,
+        caps: &gst::Caps,
+        filter: Option<&gst::Caps>,
+    ) -> Option<gst::Caps> {
+        let scale = self.negotiation_scale()?;
+        let way = if direction == gst::PadDirection::Sink { Way::Up } else { Way::Down };
+        let mut other = map_caps(caps, scale, way);
+        if let Some(filter) = filter {
+            other = filter.intersect_with_mode(&other, gst::CapsIntersectMode::First);
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "transformed {} caps {} into {}",
+            if way == Way::Up { "sink" } else { "src" },
+            caps,
+            other
+        );
+        Some(other)
+    }
+
+    fn propose_allocation(
+        &self,
+        decide_query: Option<&gst::query::Allocation>,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        // Frames with padded strides (GstVideoMeta) are welcome.
+        query.add_allocation_meta::<gst_video::VideoMeta>(None);
+        self.parent_propose_allocation(decide_query, query)
+    }
+}
+
+impl VideoFilterImpl for SesrUpscale {
+    fn set_info(
+        &self,
+        incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        outcaps: &gst::Caps,
+        out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        if in_info.interlace_mode() != gst_video::VideoInterlaceMode::Progressive {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                [
+                    "Interlaced video ({:?}) is not supported: deinterlace it first (e.g. with `deinterlace`)",
+                    in_info.interlace_mode()
+                ]
+            );
+            return Err(gst::loggable_error!(CAT, "interlaced input refused"));
+        }
+        let mut state = lock(&self.state);
+        let state = state.as_mut().ok_or_else(|| gst::loggable_error!(CAT, "set_info before start"))?;
+        let s = state.engine.scale as u32;
+        if in_info.format() != out_info.format()
+            || out_info.width() != in_info.width() * s
+            || out_info.height() != in_info.height() * s
+        {
+            return Err(gst::loggable_error!(CAT, "caps {} -> {} are not a x{} upscale", incaps, outcaps, s));
+        }
+        let site = in_info.chroma_site();
+        let siting = ChromaSiting {
+            h_cosited: site.contains(gst_video::VideoChromaSite::H_COSITED),
+            v_cosited: site.contains(gst_video::VideoChromaSite::V_COSITED),
+        };
+        let (cw, ch) = (in_info.width().div_ceil(2) as usize, in_info.height().div_ceil(2) as usize);
+        let (ocw, och) = (out_info.width().div_ceil(2) as usize, out_info.height().div_ceil(2) as usize);
+        state.geometry = Some(Geometry {
+            format: in_info.format(),
+            chroma: ChromaScaler::new(cw, ch, ocw, och, s as usize, siting),
+        });
+        gst::info!(
+            CAT,
+            imp = self,
+            "upscaling {}x{} -> {}x{} {:?}, chroma siting {:?}",
+            in_info.width(),
+            in_info.height(),
+            out_info.width(),
+            out_info.height(),
+            in_info.format(),
+            siting
+        );
+        Ok(())
+    }
+
+    fn transform_frame(
+        &self,
+        inframe: &gst_video::VideoFrameRef<&gst::BufferRef>,
+        outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut state = lock(&self.state);
+        let State { engine, geometry } = state.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+        let geometry = geometry.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+        let (w, h) = (inframe.width() as usize, inframe.height() as usize);
+        let in_strides: Vec<usize> = inframe.plane_stride().iter().map(|&s| s as usize).collect();
+        let out_strides: Vec<usize> = outframe.plane_stride().iter().map(|&s| s as usize).collect();
+        let map_err = |e: glib::BoolError| {
+            gst::error!(CAT, imp = self, "cannot map plane: {}", e);
+            gst::FlowError::Error
+        };
+        let y_in = inframe.plane_data(0).map_err(map_err)?;
+        let y_out = outframe.plane_data_mut(0).map_err(map_err)?;
+        if let Err(e) = engine.upscale_luma(y_in, in_strides[0], w, h, y_out, out_strides[0]) {
+            gst::element_imp_error!(self, gst::LibraryError::Failed, ["SESR inference failed: {}", e]);
+            return Err(gst::FlowError::Error);
+        }
+        match geometry.format {
+            gst_video::VideoFormat::Nv12 => {
+                let uv_in = inframe.plane_data(1).map_err(map_err)?;
+                let uv_out = outframe.plane_data_mut(1).map_err(map_err)?;
+                geometry.chroma.scale_interleaved(uv_in, in_strides[1], uv_out, out_strides[1]);
+            }
+            _ => {
+                for p in [1u32, 2] {
+                    let c_in = inframe.plane_data(p).map_err(map_err)?;
+                    let c_out = outframe.plane_data_mut(p).map_err(map_err)?;
+                    geometry.chroma.scale_plane(c_in, in_strides[p as usize], c_out, out_strides[p as usize]);
+                }
+            }
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
