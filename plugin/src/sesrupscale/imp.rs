@@ -79,16 +79,18 @@ impl SesrUpscale {
     }
 
     /// The scale for caps negotiation: that of the loaded model, else of the configured one.
-    fn negotiation_scale(&self) -> Option<i32> {
+    /// A model that cannot be loaded is reported by `start()` with its reason; until then
+    /// (linking in NULL state) the default scale keeps pipelines constructible.
+    fn negotiation_scale(&self) -> i32 {
         let s = self.scale.load(Ordering::SeqCst);
         if s != 0 {
-            return Some(s as i32);
+            return s as i32;
         }
         match self.load_engine() {
-            Ok(e) => Some(e.scale as i32),
+            Ok(e) => e.scale as i32,
             Err(e) => {
-                gst::debug!(CAT, imp = self, "cannot negotiate without a model: {:?}", e);
-                None
+                gst::debug!(CAT, imp = self, "no model yet ({:?}); assuming x2 for caps", e);
+                2
             }
         }
     }
@@ -99,6 +101,27 @@ impl ObjectSubclass for SesrUpscale {
     const NAME: &'static str = "GstSesrUpscale";
     type Type = super::SesrUpscale;
     type ParentType = gst_video::VideoFilter;
+}
+
+/// Chroma siting of the caps. The `chroma-site` string is read directly (GStreamer 1.22's
+/// `VideoInfo` reports "mpeg2" as NONE), falling back to the parsed flags.
+fn chroma_siting(caps: &gst::Caps, info: &gst_video::VideoInfo) -> ChromaSiting {
+    let field = caps.structure(0).and_then(|s| s.get::<&str>("chroma-site").ok());
+    if let Some(site) = field {
+        let parts: Vec<&str> = site.split('+').collect();
+        let has = |p: &str| parts.contains(&p);
+        return match site {
+            "jpeg" | "none" => ChromaSiting::default(),
+            "mpeg2" => ChromaSiting { h_cosited: true, v_cosited: false },
+            "dv" | "cosited" => ChromaSiting { h_cosited: true, v_cosited: true },
+            _ => ChromaSiting { h_cosited: has("h-cosited"), v_cosited: has("v-cosited") },
+        };
+    }
+    let site = info.chroma_site();
+    ChromaSiting {
+        h_cosited: site.contains(gst_video::VideoChromaSite::H_COSITED),
+        v_cosited: site.contains(gst_video::VideoChromaSite::V_COSITED),
+    }
 }
 
 impl ObjectImpl for SesrUpscale {
@@ -220,7 +243,7 @@ impl BaseTransformImpl for SesrUpscale {
         caps: &gst::Caps,
         filter: Option<&gst::Caps>,
     ) -> Option<gst::Caps> {
-        let scale = self.negotiation_scale()?;
+        let scale = self.negotiation_scale();
         let way = if direction == gst::PadDirection::Sink { Way::Up } else { Way::Down };
         let mut other = map_caps(caps, scale, way);
         if let Some(filter) = filter {
@@ -276,11 +299,7 @@ impl VideoFilterImpl for SesrUpscale {
         {
             return Err(gst::loggable_error!(CAT, "caps {} -> {} are not a x{} upscale", incaps, outcaps, s));
         }
-        let site = in_info.chroma_site();
-        let siting = ChromaSiting {
-            h_cosited: site.contains(gst_video::VideoChromaSite::H_COSITED),
-            v_cosited: site.contains(gst_video::VideoChromaSite::V_COSITED),
-        };
+        let siting = chroma_siting(incaps, in_info);
         let (cw, ch) = (in_info.width().div_ceil(2) as usize, in_info.height().div_ceil(2) as usize);
         let (ocw, och) = (out_info.width().div_ceil(2) as usize, out_info.height().div_ceil(2) as usize);
         state.geometry = Some(Geometry {
