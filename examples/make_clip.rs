@@ -19,7 +19,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&out)?;
     let (_, lr) = make_lr(&load_rgb(&src)?, 2);
     if lr.width() < w || lr.height() < h {
-        return Err(format!("{}: {}x{} after x1/2 is smaller than {w}x{h}", src.display(), lr.width(), lr.height()).into());
+        return Err(
+            format!("{}: {}x{} after x1/2 is smaller than {w}x{h}", src.display(), lr.width(), lr.height()).into()
+        );
     }
     let (dx, dy) = (lr.width() - w, lr.height() - h);
     for i in 0..n {
