@@ -15,7 +15,6 @@ pub struct Engine {
     pub scale: usize,
     pub device: Device,
     input: Vec<f32>,
-    output: Vec<u8>,
 }
 
 impl Engine {
@@ -38,7 +37,7 @@ impl Engine {
         if scale != 2 && scale != 4 {
             return Err(format!("model '{name}': scale {scale} is not supported (2 or 4)"));
         }
-        Ok(Engine { module, scale, device, input: Vec::new(), output: Vec::new() })
+        Ok(Engine { module, scale, device, input: Vec::new() })
     }
 
     /// Upscales an 8-bit luma plane (`w`×`h`, row stride `stride`) into `dst` (`sw`×`sh`, stride
@@ -57,17 +56,32 @@ impl Engine {
         for y in 0..h {
             self.input.extend(src[y * stride..y * stride + w].iter().map(|&v| v as f32 * (1.0 / 255.0)));
         }
-        let x = Tensor::from_slice(&self.input).view([1, 1, h as i64, w as i64]).to_device(self.device);
-        let y = tch::no_grad(|| self.module.forward_ts(&[x])).map_err(|e| format!("model forward failed: {e}"))?;
-        let q = (y * 255.0).round().clamp(0.0, 255.0).to_kind(Kind::Uint8).to_device(Device::Cpu).contiguous();
+        // The input tensor borrows `self.input` (no copy on CPU); the buffer is reused.
+        // SAFETY: `self.input` holds exactly h·w contiguous f32 and outlives `x`, which is dropped
+        // before this function returns; the model does not keep its input.
+        let x = unsafe {
+            Tensor::from_blob(
+                self.input.as_ptr() as *const u8,
+                &[1, 1, h as i64, w as i64],
+                &[],
+                Kind::Float,
+                Device::Cpu,
+            )
+        };
+        let y = tch::no_grad(|| self.module.forward_ts(&[x.to_device(self.device)]))
+            .map_err(|e| format!("model forward failed: {e}"))?;
         let (ow, oh) = (w * s, h * s);
-        if q.size() != [1, 1, oh as i64, ow as i64] {
-            return Err(format!("model returned {:?}, expected [1, 1, {oh}, {ow}]", q.size()));
+        if y.size() != [1, 1, oh as i64, ow as i64] || y.kind() != Kind::Float {
+            return Err(format!("model returned {:?} {:?}, expected float [1, 1, {oh}, {ow}]", y.kind(), y.size()));
         }
-        self.output.resize(ow * oh, 0);
-        q.copy_data(&mut self.output, ow * oh);
+        let y = if y.device() == Device::Cpu && y.is_contiguous() { y } else { y.to_device(Device::Cpu).contiguous() };
+        // SAFETY: `y` is a contiguous CPU float tensor of oh·ow elements, alive for this borrow.
+        let out = unsafe { std::slice::from_raw_parts(y.data_ptr() as *const f32, ow * oh) };
         for row in 0..oh {
-            dst[row * dst_stride..row * dst_stride + ow].copy_from_slice(&self.output[row * ow..(row + 1) * ow]);
+            let d = &mut dst[row * dst_stride..row * dst_stride + ow];
+            for (o, &v) in d.iter_mut().zip(&out[row * ow..(row + 1) * ow]) {
+                *o = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+            }
         }
         Ok(())
     }
