@@ -14,8 +14,17 @@ pub struct Engine {
     module: CModule,
     pub scale: usize,
     pub device: Device,
+    /// Receptive-field radius in input pixels, measured at load time: how many rows of context
+    /// a stripe needs above and below for its output to equal the whole frame's.
+    pub halo: usize,
+    /// Input rows per stripe (0: automatic, about [`AUTO_STRIPE_PIXELS`] input pixels a stripe).
+    pub stripe_rows: usize,
     input: Vec<f32>,
 }
+
+/// Input pixels per stripe in automatic mode: bounds the activations' memory (16 channels ×
+/// 4 bytes × 1 Mpx = 64 MiB a layer) for 4K and 8K input while keeping the halo overhead small.
+pub const AUTO_STRIPE_PIXELS: usize = 1 << 20;
 
 impl Engine {
     /// Loads `location` (or the embedded default when `None`) on `device` and checks the model
@@ -37,7 +46,9 @@ impl Engine {
         if scale != 2 && scale != 4 {
             return Err(format!("model '{name}': scale {scale} is not supported (2 or 4)"));
         }
-        Ok(Engine { module, scale, device, input: Vec::new() })
+        let halo = receptive_radius(&module, device, scale)
+            .map_err(|e| format!("model '{name}': incompatible: {}", first_line(&e.to_string())))?;
+        Ok(Engine { module, scale, device, halo, stripe_rows: 0, input: Vec::new() })
     }
 
     /// Upscales an 8-bit luma plane (`w`×`h`, row stride `stride`) into `dst` (`sw`×`sh`, stride
@@ -56,35 +67,68 @@ impl Engine {
         for y in 0..h {
             self.input.extend(src[y * stride..y * stride + w].iter().map(|&v| v as f32 * (1.0 / 255.0)));
         }
-        // The input tensor borrows `self.input` (no copy on CPU); the buffer is reused.
-        // SAFETY: `self.input` holds exactly h·w contiguous f32 and outlives `x`, which is dropped
-        // before this function returns; the model does not keep its input.
-        let x = unsafe {
-            Tensor::from_blob(
-                self.input.as_ptr() as *const u8,
-                &[1, 1, h as i64, w as i64],
-                &[],
-                Kind::Float,
-                Device::Cpu,
-            )
-        };
-        let y = tch::no_grad(|| self.module.forward_ts(&[x.to_device(self.device)]))
-            .map_err(|e| format!("model forward failed: {e}"))?;
-        let (ow, oh) = (w * s, h * s);
-        if y.size() != [1, 1, oh as i64, ow as i64] || y.kind() != Kind::Float {
-            return Err(format!("model returned {:?} {:?}, expected float [1, 1, {oh}, {ow}]", y.kind(), y.size()));
+        let rows = match self.stripe_rows {
+            0 => (AUTO_STRIPE_PIXELS / w.max(1)).max(16),
+            n => n,
         }
-        let y = if y.device() == Device::Cpu && y.is_contiguous() { y } else { y.to_device(Device::Cpu).contiguous() };
-        // SAFETY: `y` is a contiguous CPU float tensor of oh·ow elements, alive for this borrow.
-        let out = unsafe { std::slice::from_raw_parts(y.data_ptr() as *const f32, ow * oh) };
-        for row in 0..oh {
-            let d = &mut dst[row * dst_stride..row * dst_stride + ow];
-            for (o, &v) in d.iter_mut().zip(&out[row * ow..(row + 1) * ow]) {
-                *o = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+        .min(h);
+        let mut r0 = 0;
+        while r0 < h {
+            let r1 = (r0 + rows).min(h);
+            // Context rows above and below, clipped at the frame: the frame's own zero padding.
+            let (c0, c1) = (r0.saturating_sub(self.halo), (r1 + self.halo).min(h));
+            let band = &self.input[c0 * w..c1 * w];
+            // SAFETY: `band` holds exactly (c1−c0)·w contiguous f32 and outlives `x`, which is
+            // dropped before this iteration ends; the model does not keep its input.
+            let x = unsafe {
+                Tensor::from_blob(
+                    band.as_ptr() as *const u8,
+                    &[1, 1, (c1 - c0) as i64, w as i64],
+                    &[],
+                    Kind::Float,
+                    Device::Cpu,
+                )
+            };
+            let y = tch::no_grad(|| self.module.forward_ts(&[x.to_device(self.device)]))
+                .map_err(|e| format!("model forward failed: {e}"))?;
+            let (ow, oh) = (w * s, (c1 - c0) * s);
+            if y.size() != [1, 1, oh as i64, ow as i64] || y.kind() != Kind::Float {
+                return Err(format!("model returned {:?} {:?}, expected float [1, 1, {oh}, {ow}]", y.kind(), y.size()));
             }
+            let y =
+                if y.device() == Device::Cpu && y.is_contiguous() { y } else { y.to_device(Device::Cpu).contiguous() };
+            // SAFETY: `y` is a contiguous CPU float tensor of oh·ow elements, alive for this borrow.
+            let out = unsafe { std::slice::from_raw_parts(y.data_ptr() as *const f32, ow * oh) };
+            for row in r0 * s..r1 * s {
+                let src_row = &out[(row - c0 * s) * ow..(row - c0 * s + 1) * ow];
+                let d = &mut dst[row * dst_stride..row * dst_stride + ow];
+                for (o, &v) in d.iter_mut().zip(src_row) {
+                    *o = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+                }
+            }
+            r0 = r1;
         }
         Ok(())
     }
+}
+
+/// The receptive-field radius of a model in input pixels: the farthest input row whose change
+/// moves the output at the centre, found by comparing the outputs for two inputs that differ
+/// in one pixel (at the centre of a 96×96 grey frame), plus one for safety.
+fn receptive_radius(module: &CModule, device: Device, scale: usize) -> Result<usize, tch::TchError> {
+    let n = 96i64;
+    let base = Tensor::full([1, 1, n, n], 0.5, (Kind::Float, device));
+    let mut poked = base.copy();
+    let _ = poked.narrow(2, n / 2, 1).narrow(3, n / 2, 1).fill_(0.9);
+    let (a, b) = tch::no_grad(|| -> Result<_, tch::TchError> {
+        Ok((module.forward_ts(&[&base])?, module.forward_ts(&[&poked])?))
+    })?;
+    let diff = (a - b).abs().squeeze().sum_dim_intlist(1, false, Kind::Float).to_device(Device::Cpu);
+    let rows = Vec::<f32>::try_from(&diff).unwrap_or_default();
+    let s = scale as i64;
+    let changed: Vec<i64> = rows.iter().enumerate().filter(|(_, &v)| v > 0.0).map(|(i, _)| i as i64 / s).collect();
+    let radius = changed.iter().map(|&r| (r - n / 2).abs()).max().unwrap_or(0);
+    Ok(radius as usize + 1)
 }
 
 fn first_line(s: &str) -> &str {
@@ -183,6 +227,26 @@ mod tests {
         let mut dst = vec![0u8; 18 * 10];
         e.upscale_luma(&src, stride, w, h, &mut dst, 18).unwrap();
         assert!(dst.iter().any(|&v| v > 0));
+    }
+
+    #[test]
+    fn stripes_equal_the_whole_frame() {
+        let mut e = Engine::load(None, Device::Cpu).unwrap();
+        // SESR-M5: 5×5 in, five 3×3, 5×5 out: radius 2 + 5 + 2 = 9 (+1 margin), unless
+        // trained weights happen to cancel an edge tap.
+        assert!(e.halo >= 8 && e.halo <= 10, "halo {}", e.halo);
+        let (w, h) = (37, 70);
+        let src: Vec<u8> = (0..w * h).map(|i| ((i * 37 + (i / w) * 11) % 256) as u8).collect();
+        let mut whole = vec![0u8; 4 * w * h];
+        e.stripe_rows = h;
+        e.upscale_luma(&src, w, w, h, &mut whole, 2 * w).unwrap();
+        for rows in [1, 7, 16, 33] {
+            let mut striped = vec![0u8; 4 * w * h];
+            e.stripe_rows = rows;
+            e.upscale_luma(&src, w, w, h, &mut striped, 2 * w).unwrap();
+            let d = whole.iter().zip(&striped).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+            assert!(d <= 1, "stripes of {rows} rows differ by {d}");
+        }
     }
 
     #[test]

@@ -21,11 +21,12 @@ struct Settings {
     model_location: String,
     device: String,
     num_threads: u32,
+    stripe_rows: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { model_location: String::new(), device: DEFAULT_DEVICE.into(), num_threads: 0 }
+        Settings { model_location: String::new(), device: DEFAULT_DEVICE.into(), num_threads: 0, stripe_rows: 0 }
     }
 }
 
@@ -147,6 +148,12 @@ impl ObjectImpl for SesrUpscale {
                     .default_value(0)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("stripe-rows")
+                    .nick("Stripe rows")
+                    .blurb("Input rows run through the model at a time, with the receptive-field halo (0: automatic, ~1 Mpx a stripe); bounds memory for 4K/8K")
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("scale")
                     .nick("Scale")
                     .blurb("Upscaling factor of the loaded model (0 until loaded)")
@@ -170,6 +177,7 @@ impl ObjectImpl for SesrUpscale {
                 settings.device = value.get::<Option<String>>().unwrap().unwrap_or_else(|| DEFAULT_DEVICE.into())
             }
             "num-threads" => settings.num_threads = value.get().unwrap(),
+            "stripe-rows" => settings.stripe_rows = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -180,6 +188,7 @@ impl ObjectImpl for SesrUpscale {
             "model-location" => settings.model_location.to_value(),
             "device" => settings.device.to_value(),
             "num-threads" => settings.num_threads.to_value(),
+            "stripe-rows" => settings.stripe_rows.to_value(),
             "scale" => self.scale.load(Ordering::SeqCst).to_value(),
             _ => unimplemented!(),
         }
@@ -325,8 +334,10 @@ impl VideoFilterImpl for SesrUpscale {
         inframe: &gst_video::VideoFrameRef<&gst::BufferRef>,
         outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let stripe_rows = lock(&self.settings).stripe_rows as usize;
         let mut state = lock(&self.state);
         let State { engine, geometry } = state.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+        engine.stripe_rows = stripe_rows;
         let geometry = geometry.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
         let (w, h) = (inframe.width() as usize, inframe.height() as usize);
         let in_strides: Vec<usize> = inframe.plane_stride().iter().map(|&s| s as usize).collect();
