@@ -118,7 +118,7 @@ impl Engine {
 fn receptive_radius(module: &CModule, device: Device, scale: usize) -> Result<usize, tch::TchError> {
     let n = 96i64;
     let base = Tensor::full([1, 1, n, n], 0.5, (Kind::Float, device));
-    let mut poked = base.copy();
+    let poked = base.copy();
     let _ = poked.narrow(2, n / 2, 1).narrow(3, n / 2, 1).fill_(0.9);
     let (a, b) = tch::no_grad(|| -> Result<_, tch::TchError> {
         Ok((module.forward_ts(&[&base])?, module.forward_ts(&[&poked])?))
