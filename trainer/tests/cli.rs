@@ -209,3 +209,51 @@ fn clear_errors_for_bad_input() {
     assert!(!text(&o).contains("panicked"));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
+    let d = tmp("sigint");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    make_data(&data);
+    let run = d.join("run");
+    // Many steps per epoch so that the interrupt lands mid-epoch.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["train", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap(), "--epochs", "5"])
+        .args(["--model", "m3", "--crop", "16", "--crops-per-image", "4000", "--batch", "4", "--device", "cpu"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let t = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("checkpoint saved"), "{t}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("last/state.json")).unwrap()).unwrap();
+    assert_eq!(state["epoch"], 0);
+    assert!(state["step"].as_u64().unwrap() > 0, "{state}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn exported_model_loads_in_python() {
+    // The venv of scripts/setup.sh has PyTorch; skipped where no such Python is around.
+    let Some(venv) = std::env::var_os("VIRTUAL_ENV") else {
+        eprintln!("SKIPPED: no VIRTUAL_ENV with torch");
+        return;
+    };
+    let python = PathBuf::from(venv).join("bin/python");
+    let d = tmp("py");
+    let pt = d.join("m.pt");
+    tch::manual_seed(0);
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let m = sesr::ExpandedSesr::new(&vs.root(), sesr::Preset::M3.config(2));
+    m.collapse_detached().export_torchscript(&pt).unwrap();
+    let script = "import sys, torch\nm = torch.jit.load(sys.argv[1])\nfor h, w in [(1, 1), (7, 10), (33, 5)]:\n    y = m(torch.rand(1, 1, h, w))\n    assert tuple(y.shape) == (1, 1, 2 * h, 2 * w), y.shape\n    assert y.dtype == torch.float32 and 0 <= y.min() and y.max() <= 1\nprint('ok')\n";
+    let o = Command::new(python).args(["-c", script, pt.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ok"), "{}", text(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}
