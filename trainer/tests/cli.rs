@@ -218,7 +218,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     make_data(&data);
     let run = d.join("run");
     // Many steps per epoch so that the interrupt lands mid-epoch.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
+    let child = Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args(["train", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap(), "--epochs", "5"])
         .args(["--model", "m3", "--crop", "16", "--crops-per-image", "4000", "--batch", "4", "--device", "cpu"])
         .stderr(std::process::Stdio::piped())
