@@ -232,6 +232,20 @@ impl CollapsedSesr {
             .collect()
     }
 
+    /// The network with every conv weight multiplied by its mask (same order as
+    /// [`convs`](Self::convs)); biases and PReLU slopes are not masked. Differentiable.
+    pub fn masked(self, masks: &[Tensor]) -> CollapsedSesr {
+        assert_eq!(masks.len(), self.blocks.len() + 2, "one mask per conv");
+        let m = |c: Conv, k: &Tensor| Conv { weight: c.weight * k, bias: c.bias };
+        let n = masks.len();
+        CollapsedSesr {
+            cfg: self.cfg,
+            input: m(self.input, &masks[0]),
+            blocks: self.blocks.into_iter().zip(&masks[1..n - 1]).map(|((c, a), k)| (m(c, k), a)).collect(),
+            output: m(self.output, &masks[n - 1]),
+        }
+    }
+
     /// Number of conv weights (biases and slopes not counted).
     pub fn weight_count(&self) -> usize {
         self.convs().iter().map(|c| c.weight.numel()).sum()

@@ -5,6 +5,7 @@ mod checkpoint;
 mod data;
 mod eval;
 mod export;
+mod fit;
 mod models;
 mod optim;
 mod plot;

@@ -1,21 +1,18 @@
 //! `train`: the paper's recipe (spec §3) with checkpoints, resume, validation and metrics.
 
 use crate::checkpoint::{self, TrainState};
-use crate::data::{epoch_plan, load_training_set, make_batch};
-use crate::eval::{evaluate, load_sets, mean_psnr};
-use crate::models::Upscaler;
+use crate::data::{epoch_plan, load_training_set};
+use crate::eval::{load_sets, mean_psnr};
+use crate::fit::{ctrl_c_flag, progress_bar, run_epoch, validate, Recipe};
 use crate::optim::AmsGrad;
 use crate::rng::Rng;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use sesr::{ExpandedSesr, Preset};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
-use tch::{nn::VarStore, Kind};
+use std::sync::atomic::Ordering;
+use tch::nn::VarStore;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -74,7 +71,7 @@ pub fn set_threads(threads: Option<usize>) {
     tch::set_num_interop_threads(1);
 }
 
-fn warn(msg: String) {
+pub fn warn(msg: String) {
     eprintln!("warning: {msg}");
 }
 
@@ -127,17 +124,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         eprintln!("resumed from {} at epoch {} step {}", d.display(), state.epoch, state.step);
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // A second Ctrl-C while saving falls through to the default (hard) exit.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
-
+    let stop = ctrl_c_flag();
     let metrics_path = run_dir.join("metrics.csv");
     if !metrics_path.exists() {
         let mut header = "epoch,train_loss,crops_per_s,seconds".to_string();
@@ -147,74 +134,53 @@ pub fn run(args: TrainArgs) -> Result<()> {
         std::fs::write(&metrics_path, header + "\n")?;
     }
 
-    let steps_per_epoch = images.len() * args.crops_per_image / args.batch;
-    if steps_per_epoch == 0 {
-        bail!("fewer crops per epoch ({}) than one batch ({})", images.len() * args.crops_per_image, args.batch);
-    }
+    let recipe = Recipe {
+        crops_per_image: args.crops_per_image,
+        crop: args.crop,
+        batch: args.batch,
+        expanded_forward: args.expanded_forward,
+    };
+    recipe.steps_per_epoch(images.len())?;
     let mut total_steps = 0usize;
-    let style = ProgressStyle::with_template(
-        "{prefix} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {msg} ETA {eta_precise}",
-    )
-    .unwrap()
-    .progress_chars("=>-");
-
     while state.epoch < args.epochs {
         let epoch = state.epoch;
         let mut rng = state.rng;
         let plan = epoch_plan(&images, args.crops_per_image, args.crop, &mut rng);
-        let pb = ProgressBar::new(steps_per_epoch as u64).with_style(style.clone());
-        pb.set_prefix(format!("epoch {}/{}", epoch + 1, args.epochs));
-        pb.set_position(state.step as u64);
-        let t0 = Instant::now();
-        let (mut loss_sum, mut loss_n, mut crops) = (0.0, 0usize, 0usize);
-        for step in state.step..steps_per_epoch {
-            if stop.load(Ordering::SeqCst) || args.max_steps.is_some_and(|m| total_steps >= m) {
-                pb.finish_and_clear();
-                state.step = step;
-                state.opt_t = opt.t;
-                let last = run_dir.join("last");
-                checkpoint::save(&last, &cfg, &vs, &opt, &state)?;
-                let rate = crops as f64 / t0.elapsed().as_secs_f64();
-                eprintln!(
-                    "stopped at epoch {} step {step} ({crops} crops this session, {rate:.0} crops/s); checkpoint saved in {}",
-                    epoch + 1,
-                    last.display()
-                );
-                eprintln!("continue with: cargo run --release -p trainer -- train --resume {}", run_dir.display());
-                return Ok(());
-            }
-            let batch = &plan[step * args.batch..(step + 1) * args.batch];
-            let (lr, hr) = make_batch(&images, batch, args.crop, cfg.scale, device);
-            let sr = if args.expanded_forward { model.forward_expanded(&lr) } else { model.forward_collapsing(&lr) };
-            let loss = (sr - hr).abs().mean(Kind::Float);
-            opt.zero_grad();
-            loss.backward();
-            let lv = loss.double_value(&[]);
-            if !lv.is_finite() {
+        let pb = progress_bar(0, format!("epoch {}/{}", epoch + 1, args.epochs));
+        let first = state.step;
+        let should_stop = |step: usize| {
+            stop.load(Ordering::SeqCst) || args.max_steps.is_some_and(|m| total_steps + step - first >= m)
+        };
+        let result = run_epoch(&model, &mut opt, &images, &recipe, &plan, first, None, device, &pb, &should_stop)
+            .map_err(|e| {
                 pb.abandon();
-                bail!(
-                    "loss became {lv} at epoch {} step {step}; stopped without saving. The last good checkpoint is in {}",
+                anyhow!(
+                    "{e:#} of epoch {}; stopped without saving. The last good checkpoint is in {}",
                     epoch + 1,
                     run_dir.join("last").display()
-                );
-            }
-            opt.step();
-            loss_sum += lv;
-            loss_n += 1;
-            crops += batch.len();
-            total_steps += 1;
-            let rate = crops as f64 / t0.elapsed().as_secs_f64();
-            pb.set_message(format!("loss {:.5} {rate:.0} crops/s", loss_sum / loss_n as f64));
-            pb.inc(1);
-        }
+                )
+            })?;
         pb.finish_and_clear();
-        let secs = t0.elapsed().as_secs_f64();
-        let rate = crops as f64 / secs;
+        total_steps += result.crops / args.batch;
+        if let Some(step) = result.stopped_at {
+            state.step = step;
+            state.opt_t = opt.t;
+            let last = run_dir.join("last");
+            checkpoint::save(&last, &cfg, &vs, &opt, &state)?;
+            eprintln!(
+                "stopped at epoch {} step {step} ({} crops this session, {:.0} crops/s); checkpoint saved in {}",
+                epoch + 1,
+                result.crops,
+                result.crops_per_s(),
+                last.display()
+            );
+            eprintln!("continue with: cargo run --release -p trainer -- train --resume {}", run_dir.display());
+            return Ok(());
+        }
 
-        let collapsed = model.collapse_detached();
-        let scores = evaluate(&Upscaler::Net { model: collapsed, device }, &val_sets)?;
+        let scores = validate(&model, None, &val_sets, device)?;
         let psnr = mean_psnr(&scores);
-        let mut row = format!("{},{:.6},{:.1},{:.1}", epoch + 1, loss_sum / loss_n.max(1) as f64, rate, secs);
+        let mut row = format!("{},{:.6},{:.1},{:.1}", epoch + 1, result.mean_loss, result.crops_per_s(), result.secs);
         for s in &scores {
             row.push_str(&format!(",{:.4}", s.psnr_y));
         }
@@ -240,10 +206,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         let vals: Vec<String> = scores.iter().map(|s| format!("{} {:.3}", s.set, s.psnr_y)).collect();
         eprintln!(
-            "epoch {}/{}: loss {:.5}, {rate:.0} crops/s, {secs:.0}s; PSNR-Y {}{}",
+            "epoch {}/{}: loss {:.5}, {:.0} crops/s, {:.0}s; PSNR-Y {}{}",
             epoch + 1,
             args.epochs,
-            loss_sum / loss_n.max(1) as f64,
+            result.mean_loss,
+            result.crops_per_s(),
+            result.secs,
             vals.join(", "),
             if improved { " (best)" } else { "" }
         );

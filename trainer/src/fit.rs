@@ -1,0 +1,145 @@
+//! The training step loop shared by `train` and `prune`: one epoch of AMSGrad steps over a crop
+//! plan (optionally under pruning masks), and validation.
+
+use crate::data::{make_batch, Sample, TrainImage};
+use crate::eval::{evaluate, EvalSet, SetScore};
+use crate::models::Upscaler;
+use crate::optim::AmsGrad;
+use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use sesr::ExpandedSesr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// How batches are drawn and pushed through the network.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipe {
+    pub crops_per_image: usize,
+    pub crop: usize,
+    pub batch: usize,
+    pub expanded_forward: bool,
+}
+
+impl Recipe {
+    pub fn steps_per_epoch(&self, images: usize) -> Result<usize> {
+        let steps = images * self.crops_per_image / self.batch;
+        if steps == 0 {
+            bail!("fewer crops per epoch ({}) than one batch ({})", images * self.crops_per_image, self.batch);
+        }
+        Ok(steps)
+    }
+}
+
+pub struct EpochResult {
+    pub mean_loss: f64,
+    pub crops: usize,
+    pub secs: f64,
+    /// `Some(step)` when the epoch stopped early (Ctrl-C or a step limit) before `step`.
+    pub stopped_at: Option<usize>,
+}
+
+impl EpochResult {
+    pub fn crops_per_s(&self) -> f64 {
+        self.crops as f64 / self.secs.max(1e-9)
+    }
+}
+
+/// A flag set by Ctrl-C (a second Ctrl-C exits at once).
+pub fn ctrl_c_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if s.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    stop
+}
+
+pub fn progress_bar(len: usize, prefix: String) -> ProgressBar {
+    let style = ProgressStyle::with_template(
+        "{prefix} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {msg} ETA {eta_precise}",
+    )
+    .unwrap()
+    .progress_chars("=>-");
+    let pb = ProgressBar::new(len as u64).with_style(style);
+    pb.set_prefix(prefix);
+    pb
+}
+
+/// Runs the steps `start_step..` of an epoch's crop plan. `stop(step)` is asked before every
+/// step; a non-finite loss is an error (nothing is updated by that step).
+#[allow(clippy::too_many_arguments)]
+pub fn run_epoch(
+    model: &ExpandedSesr,
+    opt: &mut AmsGrad,
+    images: &[TrainImage],
+    recipe: &Recipe,
+    plan: &[Sample],
+    start_step: usize,
+    masks: Option<&[Tensor]>,
+    device: Device,
+    pb: &ProgressBar,
+    stop: &dyn Fn(usize) -> bool,
+) -> Result<EpochResult> {
+    let steps = plan.len() / recipe.batch;
+    pb.set_length(steps as u64);
+    pb.set_position(start_step as u64);
+    let t0 = Instant::now();
+    let (mut loss_sum, mut n, mut crops) = (0.0, 0usize, 0usize);
+    for step in start_step..steps {
+        if stop(step) {
+            return Ok(EpochResult {
+                mean_loss: loss_sum / n.max(1) as f64,
+                crops,
+                secs: t0.elapsed().as_secs_f64(),
+                stopped_at: Some(step),
+            });
+        }
+        let batch = &plan[step * recipe.batch..(step + 1) * recipe.batch];
+        let (lr, hr) = make_batch(images, batch, recipe.crop, model.cfg.scale, device);
+        let sr = if recipe.expanded_forward {
+            model.forward_expanded(&lr)
+        } else {
+            let mut c = model.collapse();
+            if let Some(m) = masks {
+                c = c.masked(m);
+            }
+            c.forward_unclamped(&lr)
+        };
+        let loss = (sr - hr).abs().mean(Kind::Float);
+        opt.zero_grad();
+        loss.backward();
+        let lv = loss.double_value(&[]);
+        if !lv.is_finite() {
+            bail!("loss became {lv} at step {step}");
+        }
+        opt.step();
+        loss_sum += lv;
+        n += 1;
+        crops += batch.len();
+        pb.set_message(format!(
+            "loss {:.5} {:.0} crops/s",
+            loss_sum / n as f64,
+            crops as f64 / t0.elapsed().as_secs_f64()
+        ));
+        pb.inc(1);
+    }
+    Ok(EpochResult { mean_loss: loss_sum / n.max(1) as f64, crops, secs: t0.elapsed().as_secs_f64(), stopped_at: None })
+}
+
+/// Scores the (masked) collapsed network on the validation sets.
+pub fn validate(
+    model: &ExpandedSesr,
+    masks: Option<&[Tensor]>,
+    sets: &[EvalSet],
+    device: Device,
+) -> Result<Vec<SetScore>> {
+    let mut c = model.collapse_detached();
+    if let Some(m) = masks {
+        c = c.masked(m);
+    }
+    evaluate(&Upscaler::Net { model: c, device }, sets)
+}
