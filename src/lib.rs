@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod plane;
 pub mod protocol;
+pub mod prune;
 pub mod resize;
 pub mod tensor;
 

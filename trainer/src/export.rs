@@ -25,6 +25,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     };
     let model = load_checkpoint(&dir, Device::Cpu)?;
     let state = checkpoint::read_state(&dir).ok();
+    let masks = crate::prune::load_masks(&dir)?;
     if let Some(p) = args.out.parent() {
         std::fs::create_dir_all(p)?;
     }
@@ -35,6 +36,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         "config": model.cfg,
         "scale": model.cfg.scale,
         "collapsed_weights": model.weight_count(),
+        "sparsity": masks.as_deref().map(sesr::prune::sparsity).unwrap_or(0.0),
         "epochs": state.as_ref().map(|s| s.epoch),
         "best_epoch": state.as_ref().map(|s| s.best_epoch),
         "validation_psnr_y": state.as_ref().and_then(|s| s.best_psnr),

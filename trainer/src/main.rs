@@ -9,6 +9,7 @@ mod fit;
 mod models;
 mod optim;
 mod plot;
+mod prune;
 mod rng;
 mod train;
 mod upscale;
@@ -34,6 +35,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Upscale one image (Y by the model, chroma bicubic).
     Upscale(upscale::UpscaleArgs),
+    /// Iterative magnitude pruning with rewind (lottery tickets).
+    Prune(prune::PruneArgs),
     /// Benchmark training throughput: collapse-in-forward vs the expanded network.
     BenchTrain(bench::BenchArgs),
     /// (Re)draw a run's plot.png from its metrics.csv.
@@ -91,6 +94,7 @@ fn main() {
         Command::Export(a) => export::run(a),
         Command::Upscale(a) => upscale::run(a),
         Command::BenchTrain(a) => bench::run(a),
+        Command::Prune(a) => prune::run(a),
         Command::Plot { run } => plot::plot_training(&run.join("metrics.csv"), &run.join("plot.png"))
             .map(|_| println!("wrote {}", run.join("plot.png").display())),
     };

@@ -21,7 +21,12 @@ pub fn load_checkpoint(dir: &Path, device: Device) -> Result<CollapsedSesr> {
     let mut vs = VarStore::new(Device::Cpu);
     let model = ExpandedSesr::new(&vs.root(), cfg);
     checkpoint::load_weights(&dir, &mut vs)?;
-    Ok(model.collapse_detached().to(device, Kind::Float))
+    let mut collapsed = model.collapse_detached();
+    if let Some(masks) = crate::prune::load_masks(&dir)? {
+        // A pruned model: the mask is folded into the weights.
+        collapsed = tch::no_grad(|| collapsed.masked(&masks));
+    }
+    Ok(collapsed.to(device, Kind::Float))
 }
 
 impl Upscaler {

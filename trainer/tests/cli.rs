@@ -257,3 +257,44 @@ fn exported_model_loads_in_python() {
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ok"), "{}", text(&o));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn prune_rounds_resume_and_export() {
+    let d = tmp("prune");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    make_data(&data);
+    let run = d.join("run");
+    let (data_s, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let args = |rounds: &'static str| {
+        let mut a = vec!["prune", "--data", data_s, "--val", data_s, "--out", run_s, "--rounds", rounds];
+        a.extend(["--epochs-per-round", "3", "--rewind-epoch", "1", "--crop", "16", "--crops-per-image", "4"]);
+        a.extend(["--batch", "4", "--device", "cpu", "--model", "m3"]);
+        a
+    };
+    let o = trainer(&args("2"));
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = std::fs::read_to_string(run.join("prune.csv")).unwrap();
+    let rows: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    let sp: Vec<f64> = rows.iter().map(|r| r[1].parse().unwrap()).collect();
+    assert_eq!(sp[0], 0.0);
+    assert!((sp[1] - 0.2).abs() < 0.01 && (sp[2] - 0.36).abs() < 0.01, "{sp:?}");
+    assert!(run.join("rewind/model.safetensors").is_file() && run.join("round2/mask.safetensors").is_file());
+    assert!(run.join("prune.png").is_file());
+    // Rerunning with more rounds continues after the completed ones.
+    let o = trainer(&args("3"));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("round 0 ("), "round 0 must not run again: {}", text(&o));
+    assert_eq!(std::fs::read_to_string(run.join("prune.csv")).unwrap().lines().count(), 5);
+    // The pruned model exports with its mask folded in, and runs like any other.
+    let pt = d.join("pruned.pt");
+    let o = trainer(&["export", run.join("round3").to_str().unwrap(), "--out", pt.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("pruned.json")).unwrap()).unwrap();
+    assert!((side["sparsity"].as_f64().unwrap() - 0.488).abs() < 0.01, "{side}");
+    let o = trainer(&["eval", data_s, "--model", pt.to_str().unwrap(), "--device", "cpu"]);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}
