@@ -309,19 +309,66 @@ impl CollapsedSesr {
     /// Traces the clamped forward into a TorchScript module with the plugin's contract:
     /// `forward(x: float32 [N,1,H,W]) -> float32 [N,1,sH,sW]`, any H, W ≥ 1.
     pub fn to_torchscript(&self) -> Result<tch::CModule, Error> {
-        let model = self.to(Device::Cpu, Kind::Float).detached();
+        self.to_torchscript_with(Precision::Fp32)
+    }
+
+    /// As [`to_torchscript`](Self::to_torchscript), with the network computing in `precision`
+    /// inside (weights stored in it; the float32 input is cast on entry and the output cast
+    /// back), so the contract — float32 in, float32 out — is unchanged.
+    pub fn to_torchscript_with(&self, precision: Precision) -> Result<tch::CModule, Error> {
+        let kind = precision.kind();
+        let model = self.to(Device::Cpu, kind).detached();
         let example = Tensor::rand([1, 1, 24, 20], (Kind::Float, Device::Cpu));
-        let mut f = |inputs: &[Tensor]| vec![model.forward(&inputs[0])];
+        let mut f = |inputs: &[Tensor]| vec![model.forward(&inputs[0].to_kind(kind)).to_kind(Kind::Float)];
         let m = tch::no_grad(|| tch::CModule::create_by_tracing("SESR", "forward", &[example], &mut f))?;
         Ok(m)
     }
 
     /// Writes [`to_torchscript`](Self::to_torchscript) to `path` (temp file + rename).
     pub fn export_torchscript(&self, path: &Path) -> Result<(), Error> {
-        let m = self.to_torchscript()?;
+        self.export_torchscript_with(path, Precision::Fp32)
+    }
+
+    /// Writes [`to_torchscript_with`](Self::to_torchscript_with) to `path` (temp file + rename).
+    pub fn export_torchscript_with(&self, path: &Path, precision: Precision) -> Result<(), Error> {
+        let m = self.to_torchscript_with(precision)?;
         let tmp = crate::image_io::tmp_sibling(path);
         m.save(&tmp)?;
         std::fs::rename(&tmp, path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })
+    }
+}
+
+/// Arithmetic precision of an exported model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 (the default).
+    Fp32,
+    /// bfloat16: fast on CPUs with AVX512-BF16 or AMX.
+    Bf16,
+    /// float16: for CUDA.
+    Fp16,
+}
+
+impl Precision {
+    pub fn kind(self) -> Kind {
+        match self {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+            Precision::Fp16 => Kind::Half,
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "fp32" | "float32" => Ok(Precision::Fp32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            "fp16" | "float16" | "half" => Ok(Precision::Fp16),
+            _ => Err(Error::Config(format!("unknown precision '{s}' (expected fp32, bf16 or fp16)"))),
+        }
     }
 }
 

@@ -175,3 +175,21 @@ fn safetensors_and_torchscript_round_trip() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn reduced_precision_exports_keep_the_float_contract() {
+    let _rng = rng_lock();
+    let (_vs, model) = random_model(Preset::M3.config(2), 9);
+    let c = model.collapse_detached();
+    let x = Tensor::rand([1, 1, 13, 9], (Kind::Float, Device::Cpu));
+    let reference = tch::no_grad(|| c.forward(&x));
+    for p in [sesr::model::Precision::Bf16, sesr::model::Precision::Fp16] {
+        let m = c.to_torchscript_with(p).unwrap();
+        let y = tch::no_grad(|| m.forward_ts(&[&x])).unwrap();
+        assert_eq!(y.kind(), Kind::Float, "{p:?}");
+        assert_eq!(y.size(), [1, 1, 26, 18]);
+        let d = max_abs_diff(&y, &reference);
+        assert!(d > 0.0 && d < 0.05, "{p:?}: {d}");
+    }
+    assert!("int8".parse::<sesr::model::Precision>().is_err());
+}

@@ -15,6 +15,10 @@ pub struct ExportArgs {
     /// Output TorchScript file; the sidecar is written beside it with the extension `.json`.
     #[arg(long, short)]
     pub out: PathBuf,
+    /// Arithmetic inside the model (fp32; bf16 for CPUs with AVX512-BF16; fp16 for CUDA).
+    /// Input and output stay float32.
+    #[arg(long, default_value = "fp32")]
+    pub precision: sesr::model::Precision,
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {
@@ -29,12 +33,15 @@ pub fn run(args: ExportArgs) -> Result<()> {
     if let Some(p) = args.out.parent() {
         std::fs::create_dir_all(p)?;
     }
-    model.export_torchscript(&args.out).with_context(|| format!("cannot export to {}", args.out.display()))?;
+    model
+        .export_torchscript_with(&args.out, args.precision)
+        .with_context(|| format!("cannot export to {}", args.out.display()))?;
     let sidecar = json!({
         "format": "sesr-torchscript-v1",
         "contract": "forward(x: float32 [N,1,H,W], Y in [0,1]) -> float32 [N,1,sH,sW] in [0,1]",
         "config": model.cfg,
         "scale": model.cfg.scale,
+        "precision": args.precision,
         "collapsed_weights": model.weight_count(),
         "sparsity": masks.as_deref().map(sesr::prune::sparsity).unwrap_or(0.0),
         "epochs": state.as_ref().map(|s| s.epoch),
