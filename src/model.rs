@@ -166,6 +166,80 @@ impl ExpandedSesr {
     }
 }
 
+impl ExpandedSesr {
+    /// A narrower network keeping only the feature channels `keep` (indices into `0..f`) of the
+    /// residual stream, with its variables created under `vs` (structured pruning: `f` shrinks,
+    /// so inference really gets faster). Expansion widths `p` are unchanged. Because every
+    /// block is linear up to the PReLU, which is per channel, the result is exactly the
+    /// collapsed network with those channels removed from every layer.
+    pub fn select_channels(&self, vs: &nn::Path, keep: &[i64]) -> ExpandedSesr {
+        let f = keep.len();
+        let cfg = SesrConfig { f, ..self.cfg };
+        let new = ExpandedSesr::new(vs, cfg);
+        let dev = self.input.expand.weight.device();
+        let idx = Tensor::from_slice(keep).to_device(dev);
+        let rows = |t: &Tensor| t.index_select(0, &idx);
+        let cols = |t: &Tensor| t.index_select(1, &idx);
+        tch::no_grad(|| {
+            let set = |dst: &Tensor, src: Tensor| {
+                let mut d = dst.shallow_clone();
+                d.copy_(&src);
+            };
+            set(&new.input.expand.weight, self.input.expand.weight.copy());
+            set(&new.input.expand.bias, self.input.expand.bias.copy());
+            set(&new.input.project.weight, rows(&self.input.project.weight));
+            set(&new.input.project.bias, rows(&self.input.project.bias));
+            for ((nb, na), (b, a)) in new.blocks.iter().zip(&new.alphas).zip(self.blocks.iter().zip(&self.alphas)) {
+                set(&nb.expand.weight, cols(&b.expand.weight));
+                set(&nb.expand.bias, b.expand.bias.copy());
+                set(&nb.project.weight, rows(&b.project.weight));
+                set(&nb.project.bias, rows(&b.project.bias));
+                set(na, rows(a));
+            }
+            set(&new.output.expand.weight, cols(&self.output.expand.weight));
+            set(&new.output.expand.bias, self.output.expand.bias.copy());
+            set(&new.output.project.weight, self.output.project.weight.copy());
+            set(&new.output.project.bias, self.output.project.bias.copy());
+        });
+        new
+    }
+}
+
+/// Importance of each feature channel of the residual stream: the mean |weight| of every
+/// collapsed kernel slice that reads or writes it, summed over layers.
+pub fn channel_importance(c: &CollapsedSesr) -> Vec<f64> {
+    let f = c.cfg.f;
+    let mean_abs = |t: &Tensor, dim: i64| -> Vec<f64> {
+        let other: Vec<i64> = (0..4).filter(|&d| d != dim).collect();
+        Vec::<f64>::try_from(t.abs().mean_dim(other.as_slice(), false, Kind::Double)).unwrap()
+    };
+    let mut score = vec![0.0; f];
+    let mut add = |v: Vec<f64>| {
+        for (s, x) in score.iter_mut().zip(v) {
+            *s += x;
+        }
+    };
+    tch::no_grad(|| {
+        add(mean_abs(&c.input.weight, 0));
+        for (conv, _) in &c.blocks {
+            add(mean_abs(&conv.weight, 0));
+            add(mean_abs(&conv.weight, 1));
+        }
+        add(mean_abs(&c.output.weight, 1));
+    });
+    score
+}
+
+/// The `n` most important channels (sorted by index).
+pub fn top_channels(c: &CollapsedSesr, n: usize) -> Vec<i64> {
+    let score = channel_importance(c);
+    let mut order: Vec<usize> = (0..score.len()).collect();
+    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let mut keep: Vec<i64> = order.into_iter().take(n).map(|i| i as i64).collect();
+    keep.sort();
+    keep
+}
+
 impl nn::ModuleT for ExpandedSesr {
     /// Collapse-in-graph forward; clamped to [0, 1] outside training.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {

@@ -193,3 +193,30 @@ fn reduced_precision_exports_keep_the_float_contract() {
     }
     assert!("int8".parse::<sesr::model::Precision>().is_err());
 }
+
+#[test]
+fn channel_selection_is_exact_and_shrinks_the_model() {
+    let _rng = rng_lock();
+    let (_vs, model) = random_model(Preset::M3.config(2), 21);
+    let x = Tensor::rand([1, 1, 11, 7], (Kind::Float, Device::Cpu));
+    // Keeping every channel changes nothing.
+    let all: Vec<i64> = (0..16).collect();
+    let vs2 = nn::VarStore::new(Device::Cpu);
+    let same = model.select_channels(&vs2.root(), &all);
+    let d = tch::no_grad(|| max_abs_diff(&model.forward_expanded(&x), &same.forward_expanded(&x)));
+    assert!(d < 1e-6, "{d}");
+    // Keeping 12: the expanded narrow net equals its own collapse, has f = 12 weights, and
+    // differs from the full net (channels really went).
+    let keep = sesr::model::top_channels(&model.collapse_detached(), 12);
+    assert_eq!(keep.len(), 12);
+    let vs3 = nn::VarStore::new(Device::Cpu);
+    let narrow = model.select_channels(&vs3.root(), &keep);
+    assert_eq!(narrow.cfg.f, 12);
+    let c = narrow.collapse_detached();
+    assert_eq!(c.weight_count(), narrow.cfg.collapsed_weights());
+    assert_eq!(c.weight_count(), 25 * 12 + 9 * 144 * 3 + 25 * 12 * 4);
+    let (e, k, full) =
+        tch::no_grad(|| (narrow.forward_expanded(&x), c.forward_unclamped(&x), model.forward_expanded(&x)));
+    assert!(max_abs_diff(&e, &k) <= 1e-5);
+    assert!(max_abs_diff(&e, &full) > 1e-4);
+}

@@ -11,6 +11,7 @@ mod optim;
 mod plot;
 mod prune;
 mod rng;
+mod shrink;
 mod train;
 mod upscale;
 
@@ -37,6 +38,8 @@ enum Command {
     Upscale(upscale::UpscaleArgs),
     /// Iterative magnitude pruning with rewind (lottery tickets).
     Prune(prune::PruneArgs),
+    /// Structured pruning: keep the most important feature channels (f 16 → 12 → 8).
+    Shrink(shrink::ShrinkArgs),
     /// Benchmark training throughput: collapse-in-forward vs the expanded network.
     BenchTrain(bench::BenchArgs),
     /// (Re)draw a run's plot.png from its metrics.csv.
@@ -95,6 +98,7 @@ fn main() {
         Command::Upscale(a) => upscale::run(a),
         Command::BenchTrain(a) => bench::run(a),
         Command::Prune(a) => prune::run(a),
+        Command::Shrink(a) => shrink::run(a),
         Command::Plot { run } => plot::plot_training(&run.join("metrics.csv"), &run.join("plot.png"))
             .map(|_| println!("wrote {}", run.join("plot.png").display())),
     };

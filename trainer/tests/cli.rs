@@ -108,6 +108,38 @@ fn train_resume_export_eval_upscale() {
     assert!(text(&o).contains("loss became"), "{}", text(&o));
     assert_eq!(std::fs::read(run.join("last/model.safetensors")).unwrap(), before);
 
+    // Structured pruning to f = 12, one epoch of fine-tuning, export: a narrower model.
+    let narrow = d.join("narrow");
+    let o = trainer(&["shrink", run_s, "--channels", "12", "--out", narrow.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = trainer(&[
+        "train",
+        "--data",
+        data_s,
+        "--resume",
+        narrow.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--crop",
+        "16",
+        "--crops-per-image",
+        "4",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let npt = d.join("narrow.pt");
+    let o = trainer(&["export", narrow.to_str().unwrap(), "--out", npt.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("narrow.json")).unwrap()).unwrap();
+    assert_eq!(side["config"]["f"], 12);
+    assert_eq!(side["collapsed_weights"], 25 * 12 + 9 * 144 * 3 + 25 * 12 * 4);
+    let o = trainer(&["shrink", run_s, "--channels", "17", "--out", narrow.to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("--channels"), "{}", text(&o));
+
     // Export: TorchScript + sidecar, usable at sizes other than the traced one.
     let pt = d.join("m3.pt");
     let o = trainer(&["export", run_s, "--out", pt.to_str().unwrap()]);
