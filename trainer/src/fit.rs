@@ -13,6 +13,42 @@ use std::sync::Arc;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
+/// Options shared by `train` and `prune`: the data, the recipe (spec §3) and where it runs.
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// Folders of HR training images (PNG/JPEG/BMP; DIV2K's `*_HR` + `*_LR_bicubic/X2` understood).
+    #[arg(long = "data", required = true, num_args = 1..)]
+    pub data: Vec<std::path::PathBuf>,
+    /// Random LR crops per image per epoch.
+    #[arg(long, default_value_t = 64)]
+    pub crops_per_image: usize,
+    /// LR crop size (the HR crop is `scale` times larger).
+    #[arg(long, default_value_t = 64)]
+    pub crop: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// AMSGrad learning rate.
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f64,
+    /// AMSGrad epsilon.
+    #[arg(long, default_value_t = 1e-7)]
+    pub eps: f64,
+    /// auto | cpu | cuda | cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// CPU threads for libtorch (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl CommonArgs {
+    pub fn recipe(&self, expanded_forward: bool) -> Recipe {
+        Recipe { crops_per_image: self.crops_per_image, crop: self.crop, batch: self.batch, expanded_forward }
+    }
+}
+
 /// How batches are drawn and pushed through the network.
 #[derive(Debug, Clone, Copy)]
 pub struct Recipe {

@@ -10,7 +10,7 @@
 use crate::checkpoint::{self, TrainState};
 use crate::data::{epoch_plan, load_training_set};
 use crate::eval::{load_sets, mean_psnr};
-use crate::fit::{ctrl_c_flag, progress_bar, run_epoch, validate, Recipe};
+use crate::fit::{ctrl_c_flag, progress_bar, run_epoch, validate, CommonArgs};
 use crate::optim::AmsGrad;
 use crate::plot::{draw, Panel};
 use crate::rng::Rng;
@@ -27,8 +27,8 @@ use tch::{nn::VarStore, Tensor};
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    #[arg(long = "data", required = true, num_args = 1..)]
-    pub data: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
     #[arg(long = "val", required = true, num_args = 1..)]
     pub val: Vec<PathBuf>,
     #[arg(long, default_value = "m3")]
@@ -49,22 +49,6 @@ pub struct PruneArgs {
     /// Epochs of the dense round; pruned rounds train from the rewind epoch to this one.
     #[arg(long, default_value_t = 50)]
     pub epochs_per_round: usize,
-    #[arg(long, default_value_t = 64)]
-    pub crops_per_image: usize,
-    #[arg(long, default_value_t = 64)]
-    pub crop: usize,
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
-    #[arg(long, default_value_t = 5e-4)]
-    pub lr: f64,
-    #[arg(long, default_value_t = 1e-7)]
-    pub eps: f64,
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    #[arg(long)]
-    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -107,14 +91,14 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
 }
 
 pub fn run(args: PruneArgs) -> Result<()> {
-    set_threads(args.threads);
+    set_threads(args.common.threads);
     if args.rewind_epoch == 0 || args.rewind_epoch >= args.epochs_per_round {
         bail!("--rewind-epoch must be between 1 and --epochs-per-round − 1");
     }
     if !(0.0..1.0).contains(&args.rate) {
         bail!("--rate must be in [0, 1)");
     }
-    let device = sesr::tensor::parse_device(&args.device)?;
+    let device = sesr::tensor::parse_device(&args.common.device)?;
     let cfg = args.model.config(args.scale);
     cfg.validate()?;
     let run = &args.out;
@@ -124,10 +108,9 @@ pub fn run(args: PruneArgs) -> Result<()> {
         Ok(s) => serde_json::from_str(&s).with_context(|| format!("{}: bad state", state_path.display()))?,
         Err(_) => PruneState::default(),
     };
-    let images = load_training_set(&args.data, cfg.scale, args.crop, &warn)?;
+    let images = load_training_set(&args.common.data, cfg.scale, args.common.crop, &warn)?;
     let val_sets = load_sets(&args.val, cfg.scale, &warn)?;
-    let recipe =
-        Recipe { crops_per_image: args.crops_per_image, crop: args.crop, batch: args.batch, expanded_forward: false };
+    let recipe = args.common.recipe(false);
     recipe.steps_per_epoch(images.len())?;
     let stop = ctrl_c_flag();
 
@@ -140,7 +123,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
         std::fs::write(&curves, "round,epoch,sparsity,psnr\n")?;
     }
 
-    tch::manual_seed(args.seed as i64);
+    tch::manual_seed(args.common.seed as i64);
     let mut vs = VarStore::new(device);
     let model = ExpandedSesr::new(&vs.root(), cfg);
     let mut masks = full_masks(&model.collapse_detached().convs().iter().map(|c| &c.weight).collect::<Vec<_>>());
@@ -161,12 +144,12 @@ pub fn run(args: PruneArgs) -> Result<()> {
             args.rewind_epoch
         };
         let sp = sparsity(&masks);
-        let mut opt = AmsGrad::new(&vs, args.lr, args.eps);
-        let mut rng = Rng::new(args.seed ^ ((round as u64 + 1) << 32));
+        let mut opt = AmsGrad::new(&vs, args.common.lr, args.common.eps);
+        let mut rng = Rng::new(args.common.seed ^ ((round as u64 + 1) << 32));
         let (mut best, mut best_epoch, mut to_dense) = (f64::NEG_INFINITY, 0, None);
         let use_masks = (round > 0).then_some(masks.as_slice());
         for epoch in first_epoch..args.epochs_per_round {
-            let plan = epoch_plan(&images, args.crops_per_image, args.crop, &mut rng);
+            let plan = epoch_plan(&images, args.common.crops_per_image, args.common.crop, &mut rng);
             let pb = progress_bar(
                 0,
                 format!(
@@ -222,7 +205,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
             opt_t: opt.t,
             best_psnr: Some(best),
             best_epoch,
-            train_data: args.data.iter().map(|d| d.display().to_string()).collect(),
+            train_data: args.common.data.iter().map(|d| d.display().to_string()).collect(),
             train_images: images.len(),
         };
         checkpoint::save(&dir, &cfg, &vs, &opt, &st)?;

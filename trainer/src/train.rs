@@ -3,7 +3,7 @@
 use crate::checkpoint::{self, TrainState};
 use crate::data::{epoch_plan, load_training_set};
 use crate::eval::{load_sets, mean_psnr};
-use crate::fit::{ctrl_c_flag, progress_bar, run_epoch, validate, Recipe};
+use crate::fit::{ctrl_c_flag, progress_bar, run_epoch, validate, CommonArgs};
 use crate::optim::AmsGrad;
 use crate::rng::Rng;
 use anyhow::{anyhow, bail, Context, Result};
@@ -16,9 +16,8 @@ use tch::nn::VarStore;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Folders of HR training images (PNG/JPEG/BMP; DIV2K's `*_HR` + `*_LR_bicubic/X2` understood).
-    #[arg(long = "data", required = true, num_args = 1..)]
-    pub data: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Validation folders (HR images), scored each epoch (PSNR-Y).
     #[arg(long = "val", num_args = 1..)]
     pub val: Vec<PathBuf>,
@@ -35,28 +34,6 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
     #[arg(long, default_value_t = 300)]
     pub epochs: usize,
-    /// Random LR crops per image per epoch.
-    #[arg(long, default_value_t = 64)]
-    pub crops_per_image: usize,
-    /// LR crop size (the HR crop is `scale` times larger).
-    #[arg(long, default_value_t = 64)]
-    pub crop: usize,
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
-    /// AMSGrad learning rate.
-    #[arg(long, default_value_t = 5e-4)]
-    pub lr: f64,
-    /// AMSGrad epsilon.
-    #[arg(long, default_value_t = 1e-7)]
-    pub eps: f64,
-    /// auto | cpu | cuda | cuda:N
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// CPU threads for libtorch (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
     /// Train through the expanded network instead of collapsing in the forward (slower; for comparison).
     #[arg(long)]
     pub expanded_forward: bool,
@@ -76,8 +53,8 @@ pub fn warn(msg: String) {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    set_threads(args.threads);
-    let device = sesr::tensor::parse_device(&args.device)?;
+    set_threads(args.common.threads);
+    let device = sesr::tensor::parse_device(&args.common.device)?;
     let resume_dir = args.resume.as_ref().map(|r| checkpoint::resolve(r));
     if args.scale == 3 {
         bail!("--scale must be 2 or 4");
@@ -93,8 +70,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
 
-    eprintln!("loading training images from {:?}", args.data);
-    let images = load_training_set(&args.data, cfg.scale, args.crop, &warn)?;
+    eprintln!("loading training images from {:?}", args.common.data);
+    let images = load_training_set(&args.common.data, cfg.scale, args.common.crop, &warn)?;
     let val_sets = load_sets(&args.val, cfg.scale, &warn)?;
     eprintln!(
         "{} training images, {} validation images; model {:?} on {device:?}",
@@ -103,18 +80,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
         cfg
     );
 
-    tch::manual_seed(args.seed as i64);
+    tch::manual_seed(args.common.seed as i64);
     let mut vs = VarStore::new(device);
     let model = ExpandedSesr::new(&vs.root(), cfg);
-    let mut opt = AmsGrad::new(&vs, args.lr, args.eps);
+    let mut opt = AmsGrad::new(&vs, args.common.lr, args.common.eps);
     let mut state = TrainState {
         epoch: 0,
         step: 0,
-        rng: Rng::new(args.seed),
+        rng: Rng::new(args.common.seed),
         opt_t: 0,
         best_psnr: None,
         best_epoch: 0,
-        train_data: args.data.iter().map(|d| d.display().to_string()).collect(),
+        train_data: args.common.data.iter().map(|d| d.display().to_string()).collect(),
         train_images: images.len(),
     };
     if let Some(d) = &resume_dir {
@@ -134,18 +111,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         std::fs::write(&metrics_path, header + "\n")?;
     }
 
-    let recipe = Recipe {
-        crops_per_image: args.crops_per_image,
-        crop: args.crop,
-        batch: args.batch,
-        expanded_forward: args.expanded_forward,
-    };
+    let recipe = args.common.recipe(args.expanded_forward);
     recipe.steps_per_epoch(images.len())?;
     let mut total_steps = 0usize;
     while state.epoch < args.epochs {
         let epoch = state.epoch;
         let mut rng = state.rng;
-        let plan = epoch_plan(&images, args.crops_per_image, args.crop, &mut rng);
+        let plan = epoch_plan(&images, args.common.crops_per_image, args.common.crop, &mut rng);
         let pb = progress_bar(0, format!("epoch {}/{}", epoch + 1, args.epochs));
         let first = state.step;
         let should_stop = |step: usize| {
@@ -161,7 +133,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 )
             })?;
         pb.finish_and_clear();
-        total_steps += result.crops / args.batch;
+        total_steps += result.crops / args.common.batch;
         if let Some(step) = result.stopped_at {
             state.step = step;
             state.opt_t = opt.t;
