@@ -4,7 +4,7 @@
 //! same sizes, the model's achieved GFLOP/s against this machine's sgemm measured in the same
 //! run, and the peak resident memory of the element's run (each row in its own process).
 //!
-//! `cargo run --release -p gst-plugin-sesr --example bench -- [--frames N] [--models m3,m5]
+//! `cargo run --release -p gst-plugin-sesr --example bench -- [--frames N] [--models m3,m5,other.pt]
 //!  [--sizes 640x360,960x540,1280x720,1920x1080] [--threads N]`
 
 use gst::prelude::*;
@@ -16,13 +16,24 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
 }
 
+/// A model given by preset name (`m3`, `m5`: the shipped ×2 models) or by a `.pt` path.
 fn model_path(name: &str) -> String {
-    format!("{ROOT}/models/sesr_{name}_x2.pt")
+    if name.ends_with(".pt") {
+        name.to_string()
+    } else {
+        format!("{ROOT}/models/sesr_{name}_x2.pt")
+    }
 }
 
+/// MACs per input pixel: the collapsed weight count, from the preset or the export sidecar.
 fn macs_per_px(name: &str) -> f64 {
-    let p: sesr::Preset = name.parse().unwrap();
-    p.config(2).collapsed_weights() as f64
+    if let Ok(p) = name.parse::<sesr::Preset>() {
+        return p.config(2).collapsed_weights() as f64;
+    }
+    let side = std::path::Path::new(&model_path(name)).with_extension("json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&side).unwrap_or_default()).unwrap_or_default();
+    v["collapsed_weights"].as_f64().unwrap_or(f64::NAN)
 }
 
 fn peak_rss_mib() -> f64 {
@@ -171,7 +182,8 @@ fn main() {
             let v: Vec<f64> = line[4..].split_whitespace().map(|x| x.parse().unwrap()).collect();
             let gflops = 2.0 * macs_per_px(m) * (w * h) as f64 * v[1] / 1e9;
             println!(
-                "| {m} | {w}x{h} | {:.2} | {:.2} | {:.2} | {:.1} | {gflops:.1} | {:.0}% | {:.0} |",
+                "| {} | {w}x{h} | {:.2} | {:.2} | {:.2} | {:.1} | {gflops:.1} | {:.0}% | {:.0} |",
+                std::path::Path::new(m).file_stem().unwrap().to_string_lossy(),
                 v[0],
                 v[1],
                 v[0] / v[1],
