@@ -118,16 +118,20 @@ impl Engine {
 fn receptive_radius(module: &CModule, device: Device, scale: usize) -> Result<usize, tch::TchError> {
     let n = 96i64;
     let base = Tensor::full([1, 1, n, n], 0.5, (Kind::Float, device));
-    let poked = base.copy();
-    let _ = poked.narrow(2, n / 2, 1).narrow(3, n / 2, 1).fill_(0.9);
-    let (a, b) = tch::no_grad(|| -> Result<_, tch::TchError> {
-        Ok((module.forward_ts(&[&base])?, module.forward_ts(&[&poked])?))
-    })?;
-    let diff = (a - b).abs().squeeze().sum_dim_intlist(1, false, Kind::Float).to_device(Device::Cpu);
-    let rows = Vec::<f32>::try_from(&diff).unwrap_or_default();
+    let a = tch::no_grad(|| module.forward_ts(&[&base]))?;
     let s = scale as i64;
-    let changed: Vec<i64> = rows.iter().enumerate().filter(|(_, &v)| v > 0.0).map(|(i, _)| i as i64 / s).collect();
-    let radius = changed.iter().map(|&r| (r - n / 2).abs()).max().unwrap_or(0);
+    let mut radius = 0;
+    // A brighter and a darker poke: a ReLU-like unit could hide one sign of change.
+    for v in [0.9, 0.1] {
+        let poked = base.copy();
+        let _ = poked.narrow(2, n / 2, 1).narrow(3, n / 2, 1).fill_(v);
+        let b = tch::no_grad(|| module.forward_ts(&[&poked]))?;
+        let diff = (&a - b).abs().squeeze().sum_dim_intlist(1, false, Kind::Float).to_device(Device::Cpu);
+        let rows = Vec::<f32>::try_from(&diff).unwrap_or_default();
+        for (i, _) in rows.iter().enumerate().filter(|(_, &d)| d > 0.0) {
+            radius = radius.max((i as i64 / s - n / 2).abs());
+        }
+    }
     Ok(radius as usize + 1)
 }
 
