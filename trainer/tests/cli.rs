@@ -34,8 +34,16 @@ fn make_data(dir: &Path) {
     image::RgbImage::new(20, 20).save(dir.join("tiny.png")).unwrap();
 }
 
+/// A tiny recipe for fast runs.
+const RECIPE: [&str; 8] = ["--crop", "16", "--crops-per-image", "4", "--batch", "4", "--device", "cpu"];
 const SMALL: [&str; 10] =
     ["--model", "m3", "--crop", "16", "--crops-per-image", "4", "--batch", "4", "--device", "cpu"];
+
+fn with_recipe<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    v.extend(RECIPE);
+    v
+}
 
 #[test]
 fn train_resume_export_eval_upscale() {
@@ -58,25 +66,7 @@ fn train_resume_export_eval_upscale() {
     assert!(csv.lines().next().unwrap().contains("psnr_data"));
 
     // Resume to epoch 2: same folder, one more metrics row, state advanced.
-    let o = trainer(&[
-        "train",
-        "--data",
-        data_s,
-        "--val",
-        data_s,
-        "--resume",
-        run_s,
-        "--epochs",
-        "2",
-        "--crop",
-        "16",
-        "--crops-per-image",
-        "4",
-        "--batch",
-        "4",
-        "--device",
-        "cpu",
-    ]);
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--val", data_s, "--resume", run_s, "--epochs", "2"]));
     assert!(o.status.success(), "{}", text(&o));
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("last/state.json")).unwrap()).unwrap();
@@ -85,25 +75,7 @@ fn train_resume_export_eval_upscale() {
 
     // A diverging run stops with a clear error and leaves the last good checkpoint alone.
     let before = std::fs::read(run.join("last/model.safetensors")).unwrap();
-    let o = trainer(&[
-        "train",
-        "--data",
-        data_s,
-        "--resume",
-        run_s,
-        "--epochs",
-        "3",
-        "--lr",
-        "1e30",
-        "--crop",
-        "16",
-        "--crops-per-image",
-        "4",
-        "--batch",
-        "4",
-        "--device",
-        "cpu",
-    ]);
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", run_s, "--epochs", "3", "--lr", "1e30"]));
     assert!(!o.status.success());
     assert!(text(&o).contains("loss became"), "{}", text(&o));
     assert_eq!(std::fs::read(run.join("last/model.safetensors")).unwrap(), before);
@@ -112,23 +84,7 @@ fn train_resume_export_eval_upscale() {
     let narrow = d.join("narrow");
     let o = trainer(&["shrink", run_s, "--channels", "12", "--out", narrow.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = trainer(&[
-        "train",
-        "--data",
-        data_s,
-        "--resume",
-        narrow.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--crop",
-        "16",
-        "--crops-per-image",
-        "4",
-        "--batch",
-        "4",
-        "--device",
-        "cpu",
-    ]);
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", narrow.to_str().unwrap(), "--epochs", "1"]));
     assert!(o.status.success(), "{}", text(&o));
     let npt = d.join("narrow.pt");
     let o = trainer(&["export", narrow.to_str().unwrap(), "--out", npt.to_str().unwrap()]);
@@ -195,23 +151,7 @@ fn interrupted_run_resumes_mid_epoch() {
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("last/state.json")).unwrap()).unwrap();
     assert_eq!((state["epoch"].as_u64(), state["step"].as_u64()), (Some(0), Some(2)));
-    let o = trainer(&[
-        "train",
-        "--data",
-        data_s,
-        "--resume",
-        run.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--crop",
-        "16",
-        "--crops-per-image",
-        "4",
-        "--batch",
-        "4",
-        "--device",
-        "cpu",
-    ]);
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", run.to_str().unwrap(), "--epochs", "1"]));
     assert!(o.status.success(), "{}", text(&o));
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("last/state.json")).unwrap()).unwrap();
