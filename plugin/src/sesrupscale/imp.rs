@@ -150,7 +150,7 @@ impl ObjectImpl for SesrUpscale {
                     .build(),
                 glib::ParamSpecUInt::builder("stripe-rows")
                     .nick("Stripe rows")
-                    .blurb("Input rows run through the model at a time, with the receptive-field halo (0: automatic, ~1 Mpx a stripe); bounds memory for 4K/8K")
+                    .blurb("Input rows run through the model at a time, with the receptive-field halo (0: automatic, ~128 kpx a stripe); bounds memory for 4K/8K")
                     .default_value(0)
                     .mutable_playing()
                     .build(),
