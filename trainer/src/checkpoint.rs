@@ -67,6 +67,15 @@ pub fn load_weights(dir: &Path, vs: &mut VarStore) -> Result<()> {
     vs.load(&p).with_context(|| format!("cannot load weights from {}", p.display()))
 }
 
+/// Accepts a run folder (uses its `best/` when it has one, else `last/`) or a checkpoint folder.
+pub fn resolve_best(dir: &Path) -> PathBuf {
+    if dir.join("best/config.json").is_file() {
+        dir.join("best")
+    } else {
+        resolve(dir)
+    }
+}
+
 /// Accepts a run folder (uses its `last/`) or a checkpoint folder.
 pub fn resolve(dir: &Path) -> PathBuf {
     if dir.join("config.json").is_file() {

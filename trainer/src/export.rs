@@ -22,11 +22,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {
-    let dir = if args.checkpoint.join("best/config.json").is_file() {
-        args.checkpoint.join("best")
-    } else {
-        checkpoint::resolve(&args.checkpoint)
-    };
+    let dir = checkpoint::resolve_best(&args.checkpoint);
     let model = load_checkpoint(&dir, Device::Cpu)?;
     let state = checkpoint::read_state(&dir).ok();
     let masks = crate::prune::load_masks(&dir)?;

@@ -94,13 +94,14 @@ pub fn ctrl_c_flag() -> Arc<AtomicBool> {
     stop
 }
 
-pub fn progress_bar(len: usize, prefix: String) -> ProgressBar {
+/// A progress bar for [`run_epoch`], which sets its length.
+pub fn progress_bar(prefix: String) -> ProgressBar {
     let style = ProgressStyle::with_template(
         "{prefix} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {msg} ETA {eta_precise}",
     )
     .unwrap()
     .progress_chars("=>-");
-    let pb = ProgressBar::new(len as u64).with_style(style);
+    let pb = ProgressBar::new(0).with_style(style);
     pb.set_prefix(prefix);
     pb
 }

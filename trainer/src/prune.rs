@@ -150,16 +150,13 @@ pub fn run(args: PruneArgs) -> Result<()> {
         let use_masks = (round > 0).then_some(masks.as_slice());
         for epoch in first_epoch..args.epochs_per_round {
             let plan = epoch_plan(&images, args.common.crops_per_image, args.common.crop, &mut rng);
-            let pb = progress_bar(
-                0,
-                format!(
-                    "round {round}/{} ({:.0}% sparse) epoch {}/{}",
-                    args.rounds,
-                    sp * 100.0,
-                    epoch + 1,
-                    args.epochs_per_round
-                ),
-            );
+            let pb = progress_bar(format!(
+                "round {round}/{} ({:.0}% sparse) epoch {}/{}",
+                args.rounds,
+                sp * 100.0,
+                epoch + 1,
+                args.epochs_per_round
+            ));
             let r = run_epoch(&model, &mut opt, &images, &recipe, &plan, 0, use_masks, device, &pb, &|_| {
                 stop.load(Ordering::SeqCst)
             })

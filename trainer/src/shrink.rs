@@ -25,11 +25,7 @@ pub struct ShrinkArgs {
 }
 
 pub fn run(args: ShrinkArgs) -> Result<()> {
-    let dir = if args.checkpoint.join("best/config.json").is_file() {
-        args.checkpoint.join("best")
-    } else {
-        checkpoint::resolve(&args.checkpoint)
-    };
+    let dir = checkpoint::resolve_best(&args.checkpoint);
     let cfg = checkpoint::read_config(&dir)?;
     if args.channels == 0 || args.channels > cfg.f {
         bail!("--channels must be between 1 and the model's f = {}", cfg.f);

@@ -118,7 +118,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let epoch = state.epoch;
         let mut rng = state.rng;
         let plan = epoch_plan(&images, args.common.crops_per_image, args.common.crop, &mut rng);
-        let pb = progress_bar(0, format!("epoch {}/{}", epoch + 1, args.epochs));
+        let pb = progress_bar(format!("epoch {}/{}", epoch + 1, args.epochs));
         let first = state.step;
         let should_stop = |step: usize| {
             stop.load(Ordering::SeqCst) || args.max_steps.is_some_and(|m| total_steps + step - first >= m)
