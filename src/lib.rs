@@ -15,6 +15,7 @@ pub mod config;
 pub mod image_io;
 pub mod metrics;
 pub mod model;
+pub mod native;
 pub mod plane;
 pub mod protocol;
 pub mod prune;

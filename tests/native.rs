@@ -1,0 +1,134 @@
+//! The native AVX-512 kernel computes the collapsed network: its 8-bit output matches libtorch's
+//! forward of the same model, and does not depend on how the frame is cut into tiles and threads.
+
+use sesr::native::{cpu_supported, NativeSesr, Workspace};
+use sesr::{CollapsedSesr, ExpandedSesr, Preset, SesrConfig};
+use tch::{nn, Device, Kind, Tensor};
+
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A collapsed network with random kernels, biases and PReLU slopes.
+fn random_collapsed(cfg: SesrConfig, seed: i64) -> CollapsedSesr {
+    let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = ExpandedSesr::new(&vs.root(), cfg);
+    tch::no_grad(|| {
+        for (name, mut t) in vs.variables() {
+            if name.ends_with("bias") {
+                t.copy_(&(Tensor::rand_like(&t) * 0.2 - 0.1));
+            } else if name.ends_with("prelu.weight") {
+                t.copy_(&(Tensor::rand_like(&t) * 0.6 - 0.1));
+            }
+        }
+    });
+    model.collapse_detached()
+}
+
+/// A test picture: gradients, an edge and pseudo-random texture, every value 0..=255 likely.
+fn picture(w: usize, h: usize, seed: u32) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
+    (0..w * h)
+        .map(|i| {
+            let (x, y) = (i % w, i / w);
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let base = (x * 255 / w.max(1) + y * 97 / h.max(1)) % 256;
+            let edge = if (x + y / 2) % 23 < 11 { 60 } else { 0 };
+            ((base + edge + (state % 41) as usize) % 256) as u8
+        })
+        .collect()
+}
+
+/// libtorch's answer: the model on Y/255, clamped, rounded.
+fn reference(model: &CollapsedSesr, src: &[u8], w: usize, h: usize) -> Vec<u8> {
+    let x = Tensor::from_slice(src).to_kind(Kind::Float).reshape([1, 1, h as i64, w as i64]) / 255.0;
+    let y = tch::no_grad(|| model.forward(&x));
+    let y = (y * 255.0).round().clamp(0.0, 255.0).to_kind(Kind::Uint8).flatten(0, -1);
+    Vec::<u8>::try_from(&y).unwrap()
+}
+
+fn native(net: &NativeSesr, src: &[u8], w: usize, h: usize, threads: usize) -> Vec<u8> {
+    let s = net.scale();
+    // A padded destination stride, as GStreamer buffers may have.
+    let dst_stride = w * s + 5;
+    let mut dst = vec![0u8; dst_stride * h * s];
+    let mut ws: Vec<Workspace> = (0..threads).map(|_| Workspace::new()).collect();
+    net.upscale(src, w, w, h, &mut dst, dst_stride, &mut ws);
+    dst.chunks(dst_stride).flat_map(|r| r[..w * s].to_vec()).collect()
+}
+
+fn skip() -> bool {
+    if !cpu_supported() {
+        eprintln!("no AVX-512F on this CPU: the native kernel is not used here, nothing to test");
+        return true;
+    }
+    false
+}
+
+#[test]
+fn native_matches_libtorch_for_presets_scales_widths_and_sizes() {
+    if skip() {
+        return;
+    }
+    let cfgs = [
+        Preset::M3.config(2),
+        Preset::M5.config(2),
+        Preset::M5.config(4),
+        // Channel-pruned widths (structured pruning keeps f a multiple of 4).
+        SesrConfig::new(3, 12, 64, 2).unwrap(),
+        SesrConfig::new(3, 8, 64, 2).unwrap(),
+    ];
+    let sizes = [(1, 1), (7, 3), (70, 17), (130, 64), (1100, 40)];
+    for (i, cfg) in cfgs.into_iter().enumerate() {
+        let model = random_collapsed(cfg, 11 + i as i64);
+        let net = NativeSesr::new(&model).unwrap();
+        assert_eq!(net.radius(), cfg.m + 4);
+        for (w, h) in sizes {
+            let src = picture(w, h, (w * h) as u32);
+            let want = reference(&model, &src, w, h);
+            let got = native(&net, &src, w, h, 2);
+            assert_eq!(got.len(), want.len());
+            let diff = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+            let worst = got.iter().zip(&want).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap();
+            // Different summation order: only values on a rounding boundary may differ, by one.
+            assert!(worst <= 1, "{cfg:?} {w}x{h}: differs by up to {worst}");
+            assert!(diff * 200 <= want.len().max(200), "{cfg:?} {w}x{h}: {diff} of {} values differ", want.len());
+            // And the output is not trivially flat.
+            let (lo, hi) = (want.iter().min().unwrap(), want.iter().max().unwrap());
+            assert!(w * h < 100 || hi - lo > 50, "{cfg:?} {w}x{h}: flat output {lo}..{hi}");
+        }
+    }
+}
+
+#[test]
+fn native_output_does_not_depend_on_tiles_or_threads() {
+    if skip() {
+        return;
+    }
+    let model = random_collapsed(Preset::M5.config(2), 5);
+    let net = NativeSesr::new(&model).unwrap();
+    // Wide enough for several column tiles, tall enough for several row bands.
+    let (w, h) = (1500, 120);
+    let src = picture(w, h, 9);
+    let one = native(&net, &src, w, h, 1);
+    for threads in [2, 3, 5] {
+        assert!(one == native(&net, &src, w, h, threads), "{threads} threads: output differs from one thread");
+    }
+    // Buffers reused across frames of different sizes give the same answer as fresh ones.
+    let mut ws = vec![Workspace::new(), Workspace::new()];
+    for (w2, h2) in [(1500, 120), (33, 9), (1500, 120)] {
+        let src2 = picture(w2, h2, 9);
+        let mut dst = vec![0u8; w2 * 2 * h2 * 2];
+        net.upscale(&src2, w2, w2, h2, &mut dst, w2 * 2, &mut ws);
+        assert!(dst == native(&net, &src2, w2, h2, 1), "{w2}x{h2} with reused workspaces");
+    }
+}
+
+#[test]
+fn native_refuses_widths_it_cannot_vectorise() {
+    let model = random_collapsed(SesrConfig::new(3, 6, 16, 2).unwrap(), 1);
+    let err = NativeSesr::new(&model).unwrap_err();
+    assert!(err.contains("multiple of 4") || err.contains("AVX-512"), "{err}");
+}
