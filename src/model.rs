@@ -375,6 +375,22 @@ impl CollapsedSesr {
         Ok(())
     }
 
+    /// As [`load_safetensors`](Self::load_safetensors), from the bytes of a float32 file.
+    pub fn from_safetensors_bytes(cfg: SesrConfig, bytes: &[u8]) -> Result<Self, Error> {
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::Model(format!("weights: {e}")))?;
+        let mut named = Vec::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != safetensors::Dtype::F32 {
+                return Err(Error::Model(format!("tensor '{name}' is {:?}, expected F32", view.dtype())));
+            }
+            let data: Vec<f32> =
+                view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            named.push((name, Tensor::from_slice(&data).reshape(shape)));
+        }
+        Self::from_named(cfg, named)
+    }
+
     pub fn load_safetensors(cfg: SesrConfig, path: &Path) -> Result<Self, Error> {
         let named = Tensor::read_safetensors(path).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
         Self::from_named(cfg, named)
@@ -393,7 +409,13 @@ impl CollapsedSesr {
         let kind = precision.kind();
         let model = self.to(Device::Cpu, kind).detached();
         let example = Tensor::rand([1, 1, 24, 20], (Kind::Float, Device::Cpu));
-        let mut f = |inputs: &[Tensor]| vec![model.forward(&inputs[0].to_kind(kind)).to_kind(Kind::Float)];
+        // No cast at all in float32; otherwise casts that follow the weights' and the input's
+        // device (`type_as`), so that the traced graph does not pin the CPU and the module runs
+        // on whatever device it is loaded on.
+        let mut f = |inputs: &[Tensor]| match precision {
+            Precision::Fp32 => vec![model.forward(&inputs[0])],
+            _ => vec![model.forward(&inputs[0].type_as(&model.input.weight)).type_as(&inputs[0])],
+        };
         let m = tch::no_grad(|| tch::CModule::create_by_tracing("SESR", "forward", &[example], &mut f))?;
         Ok(m)
     }

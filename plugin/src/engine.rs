@@ -1,24 +1,58 @@
 //! The element's work, free of GStreamer: the SESR model on a luma plane, and the bicubic
 //! chroma upscaler that respects chroma siting.
+//!
+//! Two backends run the model. *libtorch* runs the TorchScript file on any device, in stripes
+//! with the receptive-field halo. *native* (CPU with AVX-512F) streams rows through all layers
+//! at once ([`sesr::native`]); it needs the model's float32 weights, which `trainer export`
+//! writes beside the TorchScript file (`X.safetensors` + `X.json`), and it is checked against the
+//! TorchScript module on a probe frame at load time, so a stale or foreign weights file is
+//! refused rather than silently used.
 
+use sesr::native::{NativeSesr, Workspace};
 use sesr::resize::{resize_u8, Contributions};
+use sesr::{CollapsedSesr, SesrConfig};
 use std::io::Cursor;
 use std::path::Path;
 use tch::{CModule, Device, Kind, Tensor};
 
 /// The default model compiled into the plugin: collapsed SESR-M5 ×2 (see `models/`).
 pub static DEFAULT_MODEL: &[u8] = include_bytes!("../../models/sesr_m5_x2.pt");
+/// Its float32 weights and sidecar, for the native backend.
+static DEFAULT_WEIGHTS: &[u8] = include_bytes!("../../models/sesr_m5_x2.safetensors");
+static DEFAULT_SIDECAR: &str = include_str!("../../models/sesr_m5_x2.json");
 
-/// A loaded TorchScript super-resolution model with its buffers, reused across frames.
+/// Which implementation runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Native when the model, device and CPU allow it, else libtorch.
+    #[default]
+    Auto,
+    Libtorch,
+    Native,
+}
+
+/// A loaded super-resolution model with its buffers, reused across frames.
 pub struct Engine {
-    module: CModule,
     pub scale: usize,
     pub device: Device,
+    /// Input rows per libtorch stripe (0: automatic, about [`AUTO_STRIPE_PIXELS`] input pixels
+    /// a stripe). The native backend streams rows and ignores it.
+    pub stripe_rows: usize,
+    /// Why `Auto` chose libtorch, when it did.
+    pub fallback_reason: Option<String>,
+    runner: Runner,
+}
+
+enum Runner {
+    Torch(TorchRunner),
+    Native { net: NativeSesr, workspaces: Vec<Workspace> },
+}
+
+struct TorchRunner {
+    module: CModule,
     /// Receptive-field radius in input pixels, measured at load time: how many rows of context
     /// a stripe needs above and below for its output to equal the whole frame's.
-    pub halo: usize,
-    /// Input rows per stripe (0: automatic, about [`AUTO_STRIPE_PIXELS`] input pixels a stripe).
-    pub stripe_rows: usize,
+    halo: usize,
     input: Vec<f32>,
 }
 
@@ -30,8 +64,9 @@ pub const AUTO_STRIPE_PIXELS: usize = 1 << 17;
 
 impl Engine {
     /// Loads `location` (or the embedded default when `None`) on `device` and checks the model
-    /// contract `[N,1,H,W] float -> [N,1,sH,sW] float`. Errors name the file and the reason.
-    pub fn load(location: Option<&Path>, device: Device) -> Result<Self, String> {
+    /// contract `[N,1,H,W] float -> [N,1,sH,sW] float`. `threads`: CPU threads of the native
+    /// backend (0: all cores). Errors name the file and the reason.
+    pub fn load(location: Option<&Path>, device: Device, backend: Backend, threads: usize) -> Result<Self, String> {
         let name = location.map(|p| p.display().to_string()).unwrap_or_else(|| "embedded default model".into());
         let module = match location {
             Some(p) => {
@@ -48,9 +83,48 @@ impl Engine {
         if scale != 2 && scale != 4 {
             return Err(format!("model '{name}': scale {scale} is not supported (2 or 4)"));
         }
-        let halo = receptive_radius(&module, device, scale)
-            .map_err(|e| format!("model '{name}': incompatible: {}", first_line(&e.to_string())))?;
-        Ok(Engine { module, scale, device, halo, stripe_rows: 0, input: Vec::new() })
+        let native = match backend {
+            Backend::Libtorch => Err("libtorch backend requested".to_string()),
+            _ if device != Device::Cpu => Err(format!("the native backend runs on the CPU, not {device:?}")),
+            _ => native_model(location).and_then(|net| {
+                verify(&net, &module, scale)?;
+                Ok(net)
+            }),
+        };
+        let (runner, fallback_reason) = match (native, backend) {
+            (Ok(net), _) => {
+                let threads = if threads == 0 {
+                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+                } else {
+                    threads
+                };
+                (Runner::Native { net, workspaces: (0..threads).map(|_| Workspace::new()).collect() }, None)
+            }
+            (Err(why), Backend::Native) => return Err(format!("model '{name}': native backend unavailable: {why}")),
+            (Err(why), _) => {
+                let halo = receptive_radius(&module, device, scale)
+                    .map_err(|e| format!("model '{name}': incompatible: {}", first_line(&e.to_string())))?;
+                let why = (backend == Backend::Auto).then_some(why);
+                (Runner::Torch(TorchRunner { module, halo, input: Vec::new() }), why)
+            }
+        };
+        Ok(Engine { scale, device, stripe_rows: 0, fallback_reason, runner })
+    }
+
+    /// The libtorch backend's stripe halo (receptive-field radius measured at load time).
+    pub fn halo(&self) -> Option<usize> {
+        match &self.runner {
+            Runner::Torch(t) => Some(t.halo),
+            Runner::Native { .. } => None,
+        }
+    }
+
+    /// `"native"` or `"libtorch"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.runner {
+            Runner::Torch(_) => "libtorch",
+            Runner::Native { .. } => "native",
+        }
     }
 
     /// Upscales an 8-bit luma plane (`w`×`h`, row stride `stride`) into `dst` (`sw`×`sh`, stride
@@ -64,12 +138,83 @@ impl Engine {
         dst: &mut [u8],
         dst_stride: usize,
     ) -> Result<(), String> {
-        let s = self.scale;
+        match &mut self.runner {
+            Runner::Native { net, workspaces } => {
+                net.upscale(src, stride, w, h, dst, dst_stride, workspaces);
+                Ok(())
+            }
+            Runner::Torch(t) => {
+                t.upscale(src, stride, w, h, dst, dst_stride, self.scale, self.device, self.stripe_rows)
+            }
+        }
+    }
+}
+
+/// The float32 weights of the model for the native backend: the embedded default's, or
+/// `X.safetensors` with its sidecar `X.json` beside `X.pt`.
+fn native_model(location: Option<&Path>) -> Result<NativeSesr, String> {
+    let (sidecar, weights) = match location {
+        None => (DEFAULT_SIDECAR.to_string(), DEFAULT_WEIGHTS.to_vec()),
+        Some(p) => {
+            let (j, w) = (p.with_extension("json"), p.with_extension("safetensors"));
+            let read = |f: &Path| std::fs::read(f).map_err(|e| format!("no weights for it: {}: {e}", f.display()));
+            let side = String::from_utf8(read(&j)?).map_err(|_| format!("{}: not UTF-8", j.display()))?;
+            (side, read(&w)?)
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&sidecar).map_err(|e| format!("sidecar: {e}"))?;
+    if let Some(p) = v["precision"].as_str().filter(|&p| p != "fp32") {
+        return Err(format!("exported in {p}: it runs as exported, in libtorch"));
+    }
+    let cfg: SesrConfig = serde_json::from_value(v["config"].clone()).map_err(|e| format!("sidecar config: {e}"))?;
+    let model = CollapsedSesr::from_safetensors_bytes(cfg, &weights).map_err(|e| e.to_string())?;
+    NativeSesr::new(&model)
+}
+
+/// Checks that `net` computes what `module` computes, on a textured probe frame: 8-bit outputs
+/// within one level (rounding), on all but a few pixels.
+fn verify(net: &NativeSesr, module: &CModule, scale: usize) -> Result<(), String> {
+    if net.scale() != scale {
+        return Err(format!("weights are x{}, the TorchScript model x{scale}", net.scale()));
+    }
+    let (w, h) = (45usize, 37usize);
+    let src: Vec<u8> = (0..w * h).map(|i| ((i % w) * 5 + (i / w) * 3 + (i * 7919) % 61) as u8).collect();
+    let x = Tensor::from_slice(&src).to_kind(Kind::Float).reshape([1, 1, h as i64, w as i64]) / 255.0;
+    let y = tch::no_grad(|| module.forward_ts(&[x])).map_err(|e| first_line(&e.to_string()).to_string())?;
+    let y = (y * 255.0).round().clamp(0.0, 255.0).to_kind(Kind::Uint8).to_device(Device::Cpu).flatten(0, -1);
+    let want = Vec::<u8>::try_from(&y).map_err(|e| e.to_string())?;
+    let mut got = vec![0u8; w * h * scale * scale];
+    net.upscale(&src, w, w, h, &mut got, w * scale, &mut [Workspace::new()]);
+    let worst = got.iter().zip(&want).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap_or(0);
+    let differ = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    if worst > 1 || differ * 100 > want.len() {
+        return Err(format!(
+            "its weights file does not match the TorchScript model ({differ} of {} probe pixels differ, by up to {worst})",
+            want.len()
+        ));
+    }
+    Ok(())
+}
+
+impl TorchRunner {
+    #[allow(clippy::too_many_arguments)]
+    fn upscale(
+        &mut self,
+        src: &[u8],
+        stride: usize,
+        w: usize,
+        h: usize,
+        dst: &mut [u8],
+        dst_stride: usize,
+        s: usize,
+        device: Device,
+        stripe_rows: usize,
+    ) -> Result<(), String> {
         self.input.clear();
         for y in 0..h {
             self.input.extend(src[y * stride..y * stride + w].iter().map(|&v| v as f32 * (1.0 / 255.0)));
         }
-        let rows = match self.stripe_rows {
+        let rows = match stripe_rows {
             0 => (AUTO_STRIPE_PIXELS / w.max(1)).max(16),
             n => n,
         }
@@ -91,7 +236,7 @@ impl Engine {
                     Device::Cpu,
                 )
             };
-            let y = tch::no_grad(|| self.module.forward_ts(&[x.to_device(self.device)]))
+            let y = tch::no_grad(|| self.module.forward_ts(&[x.to_device(device)]))
                 .map_err(|e| format!("model forward failed: {e}"))?;
             let (ow, oh) = (w * s, (c1 - c0) * s);
             if y.size() != [1, 1, oh as i64, ow as i64] || y.kind() != Kind::Float {
@@ -226,7 +371,9 @@ mod tests {
 
     #[test]
     fn embedded_model_loads_and_upscales() {
-        let mut e = Engine::load(None, Device::Cpu).unwrap();
+        let mut e = Engine::load(None, Device::Cpu, Backend::Auto, 0).unwrap();
+        let native = sesr::native::cpu_supported();
+        assert_eq!(e.backend_name(), if native { "native" } else { "libtorch" }, "{:?}", e.fallback_reason);
         assert_eq!(e.scale, 2);
         let (w, h, stride) = (9, 5, 16);
         let src: Vec<u8> = (0..stride * h).map(|i| (i * 7 % 256) as u8).collect();
@@ -237,10 +384,11 @@ mod tests {
 
     #[test]
     fn stripes_equal_the_whole_frame() {
-        let mut e = Engine::load(None, Device::Cpu).unwrap();
+        let mut e = Engine::load(None, Device::Cpu, Backend::Libtorch, 0).unwrap();
+        let halo = e.halo().unwrap();
         // SESR-M5: 5×5 in, five 3×3, 5×5 out: radius 2 + 5 + 2 = 9 (+1 margin), unless
         // trained weights happen to cancel an edge tap.
-        assert!(e.halo >= 8 && e.halo <= 10, "halo {}", e.halo);
+        assert!((8..=10).contains(&halo), "halo {halo}");
         let (w, h) = (37, 70);
         let src: Vec<u8> = (0..w * h).map(|i| ((i * 37 + (i / w) * 11) % 256) as u8).collect();
         let mut whole = vec![0u8; 4 * w * h];
@@ -257,14 +405,69 @@ mod tests {
 
     #[test]
     fn bad_models_are_named() {
-        let e = Engine::load(Some(Path::new("/nonexistent/m.pt")), Device::Cpu).err().unwrap();
+        let e = Engine::load(Some(Path::new("/nonexistent/m.pt")), Device::Cpu, Backend::Auto, 0).err().unwrap();
         assert!(e.contains("/nonexistent/m.pt") && e.contains("no such file"), "{e}");
         let dir = std::env::temp_dir().join(format!("sesr-engine-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let bad = dir.join("corrupt.pt");
         std::fs::write(&bad, b"garbage").unwrap();
-        let e = Engine::load(Some(&bad), Device::Cpu).err().unwrap();
+        let e = Engine::load(Some(&bad), Device::Cpu, Backend::Auto, 0).err().unwrap();
         assert!(e.contains("corrupt.pt") && e.contains("not a loadable"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn models() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
+    }
+
+    #[test]
+    fn native_and_libtorch_backends_agree() {
+        if !sesr::native::cpu_supported() {
+            return;
+        }
+        let (w, h) = (301, 77);
+        let src: Vec<u8> = (0..w * h).map(|i| ((i % w) * 3 + (i / w) * 5 + (i * 7919) % 53) as u8).collect();
+        let mut outs = Vec::new();
+        for backend in [Backend::Native, Backend::Libtorch] {
+            let mut e = Engine::load(Some(&models().join("sesr_m3_x2.pt")), Device::Cpu, backend, 2).unwrap();
+            let mut dst = vec![0u8; 4 * w * h];
+            e.upscale_luma(&src, w, w, h, &mut dst, 2 * w).unwrap();
+            outs.push(dst);
+        }
+        let worst = outs[0].iter().zip(&outs[1]).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap();
+        let differ = outs[0].iter().zip(&outs[1]).filter(|(a, b)| a != b).count();
+        assert!(worst <= 1 && differ * 200 < outs[0].len(), "{differ} differ, by up to {worst}");
+    }
+
+    #[test]
+    fn native_needs_matching_weights() {
+        if !sesr::native::cpu_supported() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("sesr-engine-w-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pt = dir.join("m.pt");
+        std::fs::copy(models().join("sesr_m5_x2.pt"), &pt).unwrap();
+        // No weights beside the model: native refused with the reason, auto falls back.
+        let e = Engine::load(Some(&pt), Device::Cpu, Backend::Native, 1).err().unwrap();
+        assert!(e.contains("native backend unavailable") && e.contains("m.json"), "{e}");
+        let auto = Engine::load(Some(&pt), Device::Cpu, Backend::Auto, 1).unwrap();
+        assert_eq!(auto.backend_name(), "libtorch");
+        assert!(auto.fallback_reason.unwrap().contains("no weights"));
+        // Another model's weights (M3 beside an M5 .pt, sidecar and all): refused, not used.
+        std::fs::copy(models().join("sesr_m3_x2.json"), dir.join("m.json")).unwrap();
+        std::fs::copy(models().join("sesr_m3_x2.safetensors"), dir.join("m.safetensors")).unwrap();
+        let e = Engine::load(Some(&pt), Device::Cpu, Backend::Native, 1).err().unwrap();
+        assert!(e.contains("does not match"), "{e}");
+        // The right ones: native.
+        std::fs::copy(models().join("sesr_m5_x2.json"), dir.join("m.json")).unwrap();
+        std::fs::copy(models().join("sesr_m5_x2.safetensors"), dir.join("m.safetensors")).unwrap();
+        let ok = Engine::load(Some(&pt), Device::Cpu, Backend::Auto, 1).unwrap();
+        assert_eq!(ok.backend_name(), "native");
+        // A corrupt weights file: a clear reason.
+        std::fs::write(dir.join("m.safetensors"), b"not safetensors").unwrap();
+        let e = Engine::load(Some(&pt), Device::Cpu, Backend::Native, 1).err().unwrap();
+        assert!(e.contains("weights"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

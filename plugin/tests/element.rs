@@ -160,9 +160,32 @@ fn caps_str(format: &str, w: usize, h: usize, site: &str) -> String {
     format!("video/x-raw,format={format},width={w},height={h},framerate=30/1,chroma-site={site}")
 }
 
-fn run_harness_case(format: gst_video::VideoFormat, w: usize, h: usize, pad: usize, site: &str, stripe_rows: u32) {
-    let mut hs = gst_check::Harness::new("sesrupscale");
-    hs.element().unwrap().set_property("stripe-rows", stripe_rows);
+/// The backends this machine can run: native needs AVX-512F.
+fn backends() -> Vec<&'static str> {
+    if sesr::native::cpu_supported() {
+        vec!["native", "libtorch"]
+    } else {
+        vec!["libtorch"]
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_harness_case(
+    format: gst_video::VideoFormat,
+    w: usize,
+    h: usize,
+    pad: usize,
+    site: &str,
+    stripe_rows: u32,
+    backend: &str,
+) {
+    // Model-affecting properties are set before the harness starts the element.
+    let el = gst::ElementFactory::make("sesrupscale")
+        .property("stripe-rows", stripe_rows)
+        .property_from_str("backend", backend)
+        .build()
+        .unwrap();
+    let mut hs = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
     hs.set_src_caps_str(&caps_str(format.to_str(), w, h, site));
     let f = photo_frame(w, h, 180, 90);
     let out = hs.push_and_pull(to_buffer(&f, format, pad)).unwrap();
@@ -171,8 +194,9 @@ fn run_harness_case(format: gst_video::VideoFormat, w: usize, h: usize, pad: usi
     assert_eq!((s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap()), (2 * w as i32, 2 * h as i32));
     assert_eq!(s.get::<&str>("format").unwrap(), format.to_str());
     assert_eq!(s.get::<&str>("chroma-site").unwrap(), site);
+    assert_eq!(hs.element().unwrap().property::<String>("active-backend"), backend);
     let o = from_buffer(out, &caps);
-    let ctx = format!("{format:?} {w}x{h} pad {pad} {site} stripes {stripe_rows}");
+    let ctx = format!("{format:?} {w}x{h} pad {pad} {site} stripes {stripe_rows} {backend}");
     assert!(max_diff(&o.y, &reference_luma(&f)) <= 1, "{ctx}: luma differs from the model");
     let (ocw, och) = (o.cw(), o.ch());
     let cos = site == "mpeg2";
@@ -188,7 +212,9 @@ fn nv12_and_i420_match_the_references() {
     for format in [gst_video::VideoFormat::Nv12, gst_video::VideoFormat::I420] {
         for (w, h, pad) in [(64, 48, 0), (33, 17, 0), (40, 30, 24), (1, 1, 0), (7, 3, 5)] {
             for site in ["jpeg", "mpeg2"] {
-                run_harness_case(format, w, h, pad, site, 0);
+                for backend in backends() {
+                    run_harness_case(format, w, h, pad, site, 0, backend);
+                }
             }
         }
     }
@@ -198,7 +224,7 @@ fn nv12_and_i420_match_the_references() {
 fn striped_frames_match_the_references() {
     init();
     for rows in [1, 4, 11] {
-        run_harness_case(gst_video::VideoFormat::Nv12, 40, 30, 8, "mpeg2", rows);
+        run_harness_case(gst_video::VideoFormat::Nv12, 40, 30, 8, "mpeg2", rows, "libtorch");
     }
 }
 

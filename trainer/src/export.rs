@@ -1,4 +1,5 @@
-//! `export`: the collapsed model of a checkpoint as TorchScript, with a JSON sidecar.
+//! `export`: the collapsed model of a checkpoint as TorchScript, with a JSON sidecar and the
+//! float32 collapsed weights (`.safetensors`, what the element's native CPU backend runs).
 
 use crate::checkpoint;
 use crate::models::load_checkpoint;
@@ -12,7 +13,8 @@ use tch::Device;
 pub struct ExportArgs {
     /// Checkpoint folder (or run folder: its `best/` is used, else `last/`).
     pub checkpoint: PathBuf,
-    /// Output TorchScript file; the sidecar is written beside it with the extension `.json`.
+    /// Output TorchScript file; the sidecar (`.json`) and the float32 collapsed weights
+    /// (`.safetensors`) are written beside it.
     #[arg(long, short)]
     pub out: PathBuf,
     /// Arithmetic inside the model (fp32; bf16 for CPUs with AVX512-BF16; fp16 for CUDA).
@@ -32,6 +34,10 @@ pub fn run(args: ExportArgs) -> Result<()> {
     model
         .export_torchscript_with(&args.out, args.precision)
         .with_context(|| format!("cannot export to {}", args.out.display()))?;
+    let weights = args.out.with_extension("safetensors");
+    let tmp = sesr::image_io::tmp_sibling(&weights);
+    model.save_safetensors(&tmp).with_context(|| format!("cannot write {}", weights.display()))?;
+    std::fs::rename(&tmp, &weights).with_context(|| format!("cannot write {}", weights.display()))?;
     let sidecar = json!({
         "format": "sesr-torchscript-v1",
         "contract": "forward(x: float32 [N,1,H,W], Y in [0,1]) -> float32 [N,1,sH,sW] in [0,1]",
@@ -46,9 +52,16 @@ pub fn run(args: ExportArgs) -> Result<()> {
         "training_data": state.as_ref().map(|s| s.train_data.clone()),
         "training_images": state.as_ref().map(|s| s.train_images),
         "checkpoint": dir.display().to_string(),
+        "weights": weights.file_name().map(|n| n.to_string_lossy().into_owned()),
     });
     let side = args.out.with_extension("json");
     std::fs::write(&side, serde_json::to_string_pretty(&sidecar)?)?;
-    println!("exported {} ({} collapsed weights) and {}", args.out.display(), model.weight_count(), side.display());
+    println!(
+        "exported {} ({} collapsed weights), {} and {}",
+        args.out.display(),
+        model.weight_count(),
+        weights.display(),
+        side.display()
+    );
     Ok(())
 }

@@ -16,17 +16,24 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 const DEFAULT_DEVICE: &str = "auto";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Settings {
     model_location: String,
     device: String,
+    backend: super::SesrBackend,
     num_threads: u32,
     stripe_rows: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { model_location: String::new(), device: DEFAULT_DEVICE.into(), num_threads: 0, stripe_rows: 0 }
+        Settings {
+            model_location: String::new(),
+            device: DEFAULT_DEVICE.into(),
+            backend: super::SesrBackend::Auto,
+            num_threads: 0,
+            stripe_rows: 0,
+        }
     }
 }
 
@@ -47,6 +54,11 @@ pub struct SesrUpscale {
     state: Mutex<Option<State>>,
     /// The loaded model's scale (0 until a model is loaded).
     scale: AtomicU32,
+    /// The backend of the running model ("" until started).
+    active_backend: Mutex<&'static str>,
+    /// A model loaded before `start()` to learn its scale for caps queries, with the settings
+    /// it was loaded with: `start()` takes it instead of loading the same file again.
+    preloaded: Mutex<Option<(Settings, Engine)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,16 +75,20 @@ impl SesrUpscale {
             tch::set_num_threads(settings.num_threads as i32);
         }
         let location = (!settings.model_location.is_empty()).then(|| PathBuf::from(&settings.model_location));
-        let engine = Engine::load(location.as_deref(), device)
+        let engine = Engine::load(location.as_deref(), device, settings.backend.into(), settings.num_threads as usize)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["Could not load SESR {}", e]))?;
         gst::info!(
             CAT,
             imp = self,
-            "loaded {} (x{}) on {:?}",
+            "loaded {} (x{}) on {:?}, {} backend",
             location.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "embedded model".into()),
             engine.scale,
-            device
+            device,
+            engine.backend_name()
         );
+        if let Some(why) = &engine.fallback_reason {
+            gst::info!(CAT, imp = self, "libtorch backend: {}", why);
+        }
         if self.scale.swap(engine.scale as u32, Ordering::SeqCst) != engine.scale as u32 {
             self.obj().notify("scale");
         }
@@ -88,7 +104,11 @@ impl SesrUpscale {
             return s as i32;
         }
         match self.load_engine() {
-            Ok(e) => e.scale as i32,
+            Ok(e) => {
+                let scale = e.scale as i32;
+                *lock(&self.preloaded) = Some((lock(&self.settings).clone(), e));
+                scale
+            }
             Err(e) => {
                 gst::debug!(CAT, imp = self, "no model yet ({:?}); assuming x2 for caps", e);
                 2
@@ -141,18 +161,28 @@ impl ObjectImpl for SesrUpscale {
                     .default_value(Some(DEFAULT_DEVICE))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder::<super::SesrBackend>("backend")
+                    .nick("Backend")
+                    .blurb("What runs the model: auto, native (AVX-512 CPU kernel) or libtorch")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("num-threads")
                     .nick("Threads")
-                    .blurb("libtorch CPU threads (process-wide; 0: libtorch's default)")
+                    .blurb("CPU threads: the native backend's own; libtorch's are process-wide (0: all cores / libtorch's default)")
                     .maximum(1024)
                     .default_value(0)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("stripe-rows")
                     .nick("Stripe rows")
-                    .blurb("Input rows run through the model at a time, with the receptive-field halo (0: automatic, ~128 kpx a stripe); bounds memory for 4K/8K")
+                    .blurb("libtorch backend: input rows run through the model at a time, with the receptive-field halo (0: automatic, ~128 kpx a stripe); bounds memory for 4K/8K")
                     .default_value(0)
                     .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("active-backend")
+                    .nick("Active backend")
+                    .blurb("The backend running the model: native or libtorch (empty until started)")
+                    .read_only()
                     .build(),
                 glib::ParamSpecUInt::builder("scale")
                     .nick("Scale")
@@ -176,6 +206,7 @@ impl ObjectImpl for SesrUpscale {
             "device" => {
                 settings.device = value.get::<Option<String>>().unwrap().unwrap_or_else(|| DEFAULT_DEVICE.into())
             }
+            "backend" => settings.backend = value.get().unwrap(),
             "num-threads" => settings.num_threads = value.get().unwrap(),
             "stripe-rows" => settings.stripe_rows = value.get().unwrap(),
             _ => unimplemented!(),
@@ -187,7 +218,9 @@ impl ObjectImpl for SesrUpscale {
         match pspec.name() {
             "model-location" => settings.model_location.to_value(),
             "device" => settings.device.to_value(),
+            "backend" => settings.backend.to_value(),
             "num-threads" => settings.num_threads.to_value(),
+            "active-backend" => lock(&self.active_backend).to_value(),
             "stripe-rows" => settings.stripe_rows.to_value(),
             "scale" => self.scale.load(Ordering::SeqCst).to_value(),
             _ => unimplemented!(),
@@ -209,7 +242,7 @@ impl ElementImpl for SesrUpscale {
             gst::subclass::ElementMetadata::new(
                 "SESR super-resolution upscaler",
                 "Filter/Converter/Video/Scaler",
-                "Upscales NV12/I420 video x2 or x4: luma with a collapsed SESR network (libtorch), chroma bicubic",
+                "Upscales NV12/I420 video x2 or x4: luma with a collapsed SESR network (native AVX-512 or libtorch), chroma bicubic",
                 "sesr developers",
             )
         });
@@ -236,13 +269,19 @@ impl BaseTransformImpl for SesrUpscale {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let engine = self.load_engine()?;
+        let settings = lock(&self.settings).clone();
+        let engine = match lock(&self.preloaded).take() {
+            Some((loaded_with, engine)) if loaded_with == settings => engine,
+            _ => self.load_engine()?,
+        };
+        *lock(&self.active_backend) = engine.backend_name();
         *lock(&self.state) = Some(State { engine, geometry: None });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *lock(&self.state) = None;
+        *lock(&self.active_backend) = "";
         Ok(())
     }
 

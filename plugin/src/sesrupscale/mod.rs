@@ -1,7 +1,8 @@
 //! # `sesrupscale`
 //!
 //! Upscales NV12 or I420 video by the scale of a collapsed SESR model (×2 or ×4): the luma
-//! plane through the model (libtorch, CPU or CUDA), the chroma planes bicubically, respecting
+//! plane through the model (native AVX-512 code or libtorch on CPU, libtorch on CUDA), the
+//! chroma planes bicubically, respecting
 //! the chroma siting of the caps. Output format equals input format; width and height are
 //! multiplied by the model's scale; pixel-aspect-ratio, framerate, colorimetry and chroma-site
 //! are carried over. The default model (SESR-M5 ×2) is compiled into the plugin.
@@ -14,13 +15,43 @@
 //! ```
 //!
 //! Properties: `model-location` (TorchScript file; empty = embedded default), `device`
-//! (`auto`, `cpu`, `cuda`, `cuda:N`), `num-threads` (libtorch CPU threads, 0 = libtorch's
-//! default), read-only `scale`. Model-affecting properties can be changed in NULL and READY.
+//! (`auto`, `cpu`, `cuda`, `cuda:N`), `backend` (`auto`, `native`, `libtorch`: the native
+//! backend needs AVX-512F and the `.safetensors` weights that `trainer export` writes beside
+//! the `.pt`), `num-threads` (CPU threads, 0 = all cores), `stripe-rows` (libtorch stripes),
+//! read-only `scale` and `active-backend`. Model-affecting properties can be changed in NULL
+//! and READY.
 
 use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+
+/// The `backend` property.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstSesrBackend")]
+pub enum SesrBackend {
+    #[default]
+    #[enum_value(
+        name = "Auto: native on AVX-512 CPUs when the model's weights are available, else libtorch",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "Native: AVX-512 row-streaming kernel (CPU)", nick = "native")]
+    Native = 1,
+    #[enum_value(name = "libtorch: the TorchScript model (CPU or CUDA)", nick = "libtorch")]
+    Libtorch = 2,
+}
+
+impl From<SesrBackend> for crate::engine::Backend {
+    fn from(b: SesrBackend) -> Self {
+        match b {
+            SesrBackend::Auto => crate::engine::Backend::Auto,
+            SesrBackend::Native => crate::engine::Backend::Native,
+            SesrBackend::Libtorch => crate::engine::Backend::Libtorch,
+        }
+    }
+}
 
 glib::wrapper! {
     pub struct SesrUpscale(ObjectSubclass<imp::SesrUpscale>)
