@@ -1,8 +1,10 @@
 //! Throughput benchmark of `sesrupscale` (a command, not a test). One table per run:
-//! for each model and input size, the element in a real pipeline (frames prepared up front),
-//! the model alone on the same Y tensor, GStreamer's bicubic (`videoscale method=catrom`) at the
-//! same sizes, the model's achieved GFLOP/s against this machine's sgemm measured in the same
-//! run, and the peak resident memory of the element's run (each row in its own process).
+//! for each model and input size, the element in a real pipeline (frames prepared up front) with
+//! its default (native) backend and with `backend=libtorch`, the model alone on the same Y plane
+//! (native kernel; libtorch whole-frame forward), GStreamer's bicubic (`videoscale
+//! method=catrom`) at the same sizes, achieved GFLOP/s against this machine's sgemm measured in
+//! the same run, and the peak resident memory of the element's native run (each row in its own
+//! process, the element first).
 //!
 //! `cargo run --release -p gst-plugin-sesr --example bench -- [--frames N] [--models m3,m5,other.pt]
 //!  [--sizes 640x360,960x540,1280x720,1920x1080] [--threads N]`
@@ -23,6 +25,35 @@ fn model_path(name: &str) -> String {
     } else {
         format!("{ROOT}/models/sesr_{name}_x2.pt")
     }
+}
+
+/// The model's float32 weights for the native kernel (`X.safetensors` + `X.json` beside `X.pt`).
+fn native_model(name: &str) -> sesr::native::NativeSesr {
+    let pt = std::path::PathBuf::from(model_path(name));
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pt.with_extension("json")).unwrap()).unwrap();
+    let cfg: sesr::SesrConfig = serde_json::from_value(side["config"].clone()).unwrap();
+    let bytes = std::fs::read(pt.with_extension("safetensors")).unwrap();
+    sesr::native::NativeSesr::new(&sesr::CollapsedSesr::from_safetensors_bytes(cfg, &bytes).unwrap()).unwrap()
+}
+
+/// Median fps of the native kernel alone on a `w`×`h` luma plane.
+fn native_fps(name: &str, w: usize, h: usize, frames: usize, threads: usize) -> f64 {
+    let net = native_model(name);
+    let src: Vec<u8> = (0..w * h).map(|i| ((i * 7) % 251) as u8).collect();
+    let mut dst = vec![0u8; w * h * 4];
+    let threads = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+    let mut ws: Vec<_> = (0..threads).map(|_| sesr::native::Workspace::new()).collect();
+    let mut times = Vec::new();
+    for i in 0..frames {
+        let t0 = Instant::now();
+        net.upscale(&src, w, w, h, &mut dst, 2 * w, &mut ws);
+        if i >= 1 {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    1.0 / times[times.len() / 2]
 }
 
 /// MACs per input pixel: the collapsed weight count, from the preset or the export sidecar.
@@ -125,12 +156,14 @@ fn sgemm_gflops() -> f64 {
     2.0 * (n as f64).powi(3) / best / 1e9
 }
 
-fn row(model: &str, w: usize, h: usize, frames: usize) {
+fn row(model: &str, w: usize, h: usize, frames: usize, threads: usize) {
     gst::init().unwrap();
     gstsesr::plugin_register_static().unwrap();
     let path = model_path(model);
-    let el = pipeline_fps(&format!("sesrupscale model-location={path}"), w, h, frames);
+    let el = pipeline_fps(&format!("sesrupscale model-location={path} num-threads={threads}"), w, h, frames);
     let rss = peak_rss_mib();
+    let el_torch = pipeline_fps(&format!("sesrupscale model-location={path} backend=libtorch"), w, h, frames);
+    let native = native_fps(model, w, h, frames, threads);
     let alone = model_fps(&path, w, h, frames);
     let catrom = pipeline_fps(
         &format!("videoscale method=catrom ! video/x-raw,width={},height={}", 2 * w, 2 * h),
@@ -138,7 +171,7 @@ fn row(model: &str, w: usize, h: usize, frames: usize) {
         h,
         frames.max(10),
     );
-    println!("ROW {el} {alone} {catrom} {rss}");
+    println!("ROW {el} {native} {el_torch} {alone} {catrom} {rss}");
 }
 
 fn main() {
@@ -150,20 +183,24 @@ fn main() {
     let frames: usize = arg(&args, "--frames", "12").parse().unwrap();
     if let Some(i) = args.iter().position(|a| a == "--row") {
         let (m, w, h) = (&args[i + 1], args[i + 2].parse().unwrap(), args[i + 3].parse().unwrap());
-        row(m, w, h, frames);
+        row(m, w, h, frames, threads.max(0) as usize);
         return;
     }
     let models = arg(&args, "--models", "m3,m5");
     let sizes = arg(&args, "--sizes", "640x360,960x540,1280x720,1920x1080");
     let sgemm = sgemm_gflops();
     println!(
-        "sesrupscale x2, NV12, {frames} frames per cell, libtorch {} threads; sgemm 4096^2: {sgemm:.1} GFLOP/s",
-        tch::get_num_threads()
+        "sesrupscale x2, NV12, {frames} frames per cell, libtorch {} threads, native {} threads; sgemm 4096^2: \
+         {sgemm:.1} GFLOP/s",
+        tch::get_num_threads(),
+        if threads > 0 { threads as usize } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }
     );
     println!(
-        "| model | input | element fps | model-alone fps | element/model | catrom fps | model GFLOP/s | % of sgemm | peak RSS MiB |"
+        "| model | input | element fps | native alone fps | element/native | native GFLOP/s | % of sgemm | \
+         element libtorch fps | libtorch alone fps | libtorch GFLOP/s | element/libtorch element | catrom fps | \
+         peak RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for m in models.split(',') {
         for s in sizes.split(',') {
             let (w, h) = s.split_once('x').unwrap();
@@ -180,16 +217,17 @@ fn main() {
                 .find(|l| l.starts_with("ROW "))
                 .unwrap_or_else(|| panic!("row failed: {text} {}", String::from_utf8_lossy(&out.stderr)));
             let v: Vec<f64> = line[4..].split_whitespace().map(|x| x.parse().unwrap()).collect();
-            let gflops = 2.0 * macs_per_px(m) * (w * h) as f64 * v[1] / 1e9;
+            let (el, native, el_torch, alone, catrom, rss) = (v[0], v[1], v[2], v[3], v[4], v[5]);
+            let gflop = 2.0 * macs_per_px(m) * (w * h) as f64 / 1e9;
             println!(
-                "| {} | {w}x{h} | {:.2} | {:.2} | {:.2} | {:.1} | {gflops:.1} | {:.0}% | {:.0} |",
+                "| {} | {w}x{h} | {el:.2} | {native:.2} | {:.2} | {:.1} | {:.0}% | {el_torch:.2} | {alone:.2} | \
+                 {:.1} | {:.2} | {catrom:.1} | {rss:.0} |",
                 std::path::Path::new(m).file_stem().unwrap().to_string_lossy(),
-                v[0],
-                v[1],
-                v[0] / v[1],
-                v[2],
-                100.0 * gflops / sgemm,
-                v[3]
+                el / native,
+                gflop * native,
+                100.0 * gflop * native / sgemm,
+                gflop * alone,
+                el / el_torch,
             );
         }
     }
