@@ -18,7 +18,7 @@
 //! The arithmetic is the model's, in float32 with a different summation order: outputs match
 //! libtorch to float rounding (tested ≤ 1e-4 before quantisation to 8 bits).
 
-use crate::model::CollapsedSesr;
+use crate::model::{CollapsedSesr, Precision};
 use tch::Tensor;
 
 /// Left padding of every ring row: the largest kernel radius (5×5).
@@ -37,6 +37,9 @@ struct Layer {
     k: usize,
     /// `[cout/4][cin][k][k][4]`: the 4 output channels of a register block side by side.
     w: Vec<f32>,
+    /// bf16 weights `[cout/4][cin/2][k][k][4]`, each word the pair (channel 2q, 2q+1) of one
+    /// output channel, for `vdpbf16ps` (an odd last channel is paired with zero).
+    wb: Vec<u32>,
     bias: Vec<f32>,
     /// PReLU slopes (blocks only).
     alpha: Option<Vec<f32>>,
@@ -56,8 +59,25 @@ impl Layer {
                 }
             }
         }
-        Layer { cin, cout, k, w, bias: bias.to_vec(), alpha: alpha.map(<[f32]>::to_vec) }
+        let mut wb = Vec::with_capacity(weight.len() / 2 + cout * k * k);
+        for cb in 0..cout / 4 {
+            for q in 0..cin.div_ceil(2) {
+                for t in 0..k * k {
+                    for j in 0..4 {
+                        let at = |ci: usize| if ci < cin { weight[((cb * 4 + j) * cin + ci) * k * k + t] } else { 0.0 };
+                        wb.push(bf16_bits(at(2 * q)) as u32 | (bf16_bits(at(2 * q + 1)) as u32) << 16);
+                    }
+                }
+            }
+        }
+        Layer { cin, cout, k, w, wb, bias: bias.to_vec(), alpha: alpha.map(<[f32]>::to_vec) }
     }
+}
+
+/// bfloat16 bits of `v`, rounded to nearest even (as `vcvtneps2bf16` does for finite values).
+fn bf16_bits(v: f32) -> u16 {
+    let b = v.to_bits();
+    ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
 }
 
 /// The collapsed SESR network prepared for [`NativeSesr::upscale`].
@@ -68,6 +88,8 @@ pub struct NativeSesr {
     layers: Vec<Layer>,
     /// Output channel of sub-pixel `dy·s + dx` (the model's depth-to-space order).
     shuffle: Vec<usize>,
+    /// Activations and weights in bfloat16 (accumulation, PReLU and residuals in float32).
+    bf16: bool,
 }
 
 /// The output channel holding sub-pixel (`dy`, `dx`) of an `s`×`s` block: one
@@ -94,6 +116,18 @@ pub fn unsupported_reason(model: &CollapsedSesr) -> Option<String> {
     None
 }
 
+/// Whether the CPU can run the native kernel in bfloat16 (AVX512-BF16).
+pub fn cpu_supports_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        cpu_supported() && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether the CPU can run the native kernel.
 pub fn cpu_supported() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -115,9 +149,21 @@ impl NativeSesr {
     /// Prepares `model` (any device or precision; computed in float32). Errors say why the
     /// model or this CPU is not supported.
     pub fn new(model: &CollapsedSesr) -> Result<Self, String> {
+        Self::with_precision(model, Precision::Fp32)
+    }
+
+    /// As [`new`](Self::new), computing in `precision`: fp32, or bf16 (activations and weights
+    /// rounded to bfloat16, products accumulated in float32; needs AVX512-BF16).
+    pub fn with_precision(model: &CollapsedSesr, precision: Precision) -> Result<Self, String> {
         if let Some(why) = unsupported_reason(model) {
             return Err(why);
         }
+        let bf16 = match precision {
+            Precision::Fp32 => false,
+            Precision::Bf16 if cpu_supports_bf16() => true,
+            Precision::Bf16 => return Err("this CPU has no AVX512-BF16".into()),
+            Precision::Fp16 => return Err("fp16 is not supported on the CPU (use bf16)".into()),
+        };
         let c = &model.cfg;
         let (f, s2) = (c.f, c.out_channels());
         let mut layers = vec![Layer::new(&floats(&model.input.weight), &floats(&model.input.bias), None, f, 1, 5)];
@@ -128,11 +174,19 @@ impl NativeSesr {
         layers.push(Layer::new(&floats(&model.output.weight), &floats(&model.output.bias), None, s2, f, 5));
         let s = c.scale;
         let shuffle = (0..s * s).map(|i| shuffle_channel(s, i / s, i % s)).collect();
-        Ok(NativeSesr { scale: s, layers, shuffle })
+        Ok(NativeSesr { scale: s, layers, shuffle, bf16 })
     }
 
     pub fn scale(&self) -> usize {
         self.scale
+    }
+
+    pub fn precision(&self) -> Precision {
+        if self.bf16 {
+            Precision::Bf16
+        } else {
+            Precision::Fp32
+        }
     }
 
     /// Receptive-field radius in input pixels: `2 + m + 2`.
@@ -266,8 +320,15 @@ impl NativeSesr {
                 let gy = t.ra + y;
                 let row = &src.data[gy * src.stride + t.a..gy * src.stride + t.b];
                 let dst = &mut ws.rings[0].data[slot + PAD..slot + PAD + wt];
-                for (d, &v) in dst.iter_mut().zip(row) {
-                    *d = v as f32 * (1.0 / 255.0) - 0.5;
+                if self.bf16 {
+                    // The pair (x − 0.5, 0): the input conv has one channel.
+                    for (d, &v) in dst.iter_mut().zip(row) {
+                        *d = f32::from_bits(bf16_bits(v as f32 * (1.0 / 255.0) - 0.5) as u32);
+                    }
+                } else {
+                    for (d, &v) in dst.iter_mut().zip(row) {
+                        *d = v as f32 * (1.0 / 255.0) - 0.5;
+                    }
                 }
             } else {
                 let k = self.layers[l - 1].k;
@@ -313,13 +374,18 @@ impl NativeSesr {
             None
         };
         let post = Post { alpha: layer.alpha.as_deref(), residual, residual_cs: ws.stride };
-        match layer.k {
-            3 => conv_row::<3>(&rows, ws.stride, layer, cw, out, out_cs, &post),
-            5 => conv_row::<5>(&rows, ws.stride, layer, cw, out, out_cs, &post),
-            k => unreachable!("kernel size {k}"),
+        // The output conv writes float32 for the final stage; the others feed the next layer.
+        let to_ring = l + 1 < self.layers.len();
+        match (self.bf16, layer.k) {
+            (false, 3) => conv_row::<3>(&rows, ws.stride, layer, cw, out, out_cs, &post),
+            (false, 5) => conv_row::<5>(&rows, ws.stride, layer, cw, out, out_cs, &post),
+            (true, 3) => conv_row_bf16::<3>(&rows, ws.stride, layer, cw, out, out_cs, &post, to_ring),
+            (true, 5) => conv_row_bf16::<5>(&rows, ws.stride, layer, cw, out, out_cs, &post, to_ring),
+            (_, k) => unreachable!("kernel size {k}"),
         }
-        for co in 0..layer.cout {
-            std::ptr::write_bytes(out.add(co * out_cs + PAD + wt), 0, cw - wt);
+        let out_rows = if self.bf16 && to_ring { layer.cout / 2 } else { layer.cout };
+        for r in 0..out_rows {
+            std::ptr::write_bytes(out.add(r * out_cs + PAD + wt), 0, cw - wt);
         }
     }
 }
@@ -406,7 +472,9 @@ impl Workspace {
                 l if l == n - 1 => 5,
                 _ => 3,
             };
-            (slots, model.layers[l].cin)
+            // bf16 rings hold channel pairs, one 32-bit word per pixel and pair.
+            let ch = model.layers[l].cin;
+            (slots, if model.bf16 { ch.div_ceil(2) } else { ch })
         };
         let fits = self.stride >= needed
             && self.rings.len() == n
@@ -512,6 +580,133 @@ unsafe fn conv_row<const K: usize>(
             }
         }
     }
+}
+
+/// [`conv_row`] in bfloat16: rows hold channel pairs (one 32-bit word per pixel: channel 2q in
+/// the low half, 2q+1 in the high half), `vdpbf16ps` multiplies a pair of inputs by a pair of
+/// weights and adds both products to a float32 accumulator. PReLU and the residual are applied
+/// in float32; the result is rounded to bf16 pairs (`to_ring`) or stored as float32 (the output
+/// conv).
+///
+/// # Safety
+/// As [`conv_row`], with `cs` and `out_cs` counted in 32-bit words per channel pair (or per
+/// channel for a float32 output), and AVX512-BF16 present.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+unsafe fn conv_row_bf16<const K: usize>(
+    rows: &[*const f32; 5],
+    cs: usize,
+    layer: &Layer,
+    cw: usize,
+    out: *mut f32,
+    out_cs: usize,
+    post: &Post,
+    to_ring: bool,
+) {
+    use std::arch::x86_64::*;
+    let p = K / 2;
+    let pairs = layer.cin.div_ceil(2);
+    let zero = _mm512_setzero_ps();
+    let high = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+    for xb in (0..cw).step_by(XB) {
+        for cb in 0..layer.cout / 4 {
+            let mut acc = [[zero; 4]; 4];
+            for (j, a) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_ps(layer.bias[cb * 4 + j]);
+                *a = [b; 4];
+            }
+            let mut wp = layer.wb.as_ptr().add(cb * pairs * K * K * 4);
+            for q in 0..pairs {
+                for row in rows.iter().take(K) {
+                    let base = (*row as *const u32).add(q * cs + PAD - p + xb);
+                    for dx in 0..K {
+                        let wv: [__m512bh; 4] = [
+                            std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*wp as i32)),
+                            std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*wp.add(1) as i32)),
+                            std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*wp.add(2) as i32)),
+                            std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*wp.add(3) as i32)),
+                        ];
+                        wp = wp.add(4);
+                        // Written out: with a loop here the compiler keeps the accumulators on
+                        // the stack (measured 2× slower).
+                        macro_rules! step {
+                            ($v:literal) => {
+                                let x = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                                    base.add(dx + $v * 16) as *const __m512i,
+                                ));
+                                acc[0][$v] = _mm512_dpbf16_ps(acc[0][$v], x, wv[0]);
+                                acc[1][$v] = _mm512_dpbf16_ps(acc[1][$v], x, wv[1]);
+                                acc[2][$v] = _mm512_dpbf16_ps(acc[2][$v], x, wv[2]);
+                                acc[3][$v] = _mm512_dpbf16_ps(acc[3][$v], x, wv[3]);
+                            };
+                        }
+                        step!(0);
+                        step!(1);
+                        step!(2);
+                        step!(3);
+                    }
+                }
+            }
+            // Written out per vector for the same reason as the inner loop.
+            macro_rules! store {
+                ($v:literal) => {
+                    let at = PAD + xb + $v * 16;
+                    let mut vals = [acc[0][$v], acc[1][$v], acc[2][$v], acc[3][$v]];
+                    for (j, val) in vals.iter_mut().enumerate() {
+                        let co = cb * 4 + j;
+                        if let Some(al) = post.alpha {
+                            let s = _mm512_set1_ps(al[co]);
+                            *val =
+                                _mm512_add_ps(_mm512_max_ps(*val, zero), _mm512_mul_ps(s, _mm512_min_ps(*val, zero)));
+                        }
+                        if let Some(r) = post.residual {
+                            let w =
+                                _mm512_loadu_si512((r as *const u32).add((co / 2) * post.residual_cs + at) as *const _);
+                            let f0 = if co % 2 == 0 { _mm512_slli_epi32::<16>(w) } else { _mm512_and_si512(w, high) };
+                            *val = _mm512_add_ps(*val, _mm512_castsi512_ps(f0));
+                        }
+                    }
+                    if to_ring {
+                        for j in [0, 2] {
+                            let co = cb * 4 + j;
+                            let lo = _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
+                                _mm512_cvtneps_pbh(vals[j]),
+                            ));
+                            let hi = _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
+                                _mm512_cvtneps_pbh(vals[j + 1]),
+                            ));
+                            let word = _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi));
+                            _mm512_storeu_si512((out as *mut u32).add((co / 2) * out_cs + at) as *mut _, word);
+                        }
+                    } else {
+                        for (j, val) in vals.iter().enumerate() {
+                            _mm512_storeu_ps(out.add((cb * 4 + j) * out_cs + at), *val);
+                        }
+                    }
+                };
+            }
+            store!(0);
+            store!(1);
+            store!(2);
+            store!(3);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn conv_row_bf16<const K: usize>(
+    _rows: &[*const f32; 5],
+    _cs: usize,
+    _layer: &Layer,
+    _cw: usize,
+    _out: *mut f32,
+    _out_cs: usize,
+    _post: &Post,
+    _to_ring: bool,
+) {
+    unreachable!("NativeSesr::new refuses CPUs without AVX-512F")
 }
 
 #[cfg(not(target_arch = "x86_64"))]

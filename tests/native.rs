@@ -1,7 +1,8 @@
 //! The native AVX-512 kernel computes the collapsed network: its 8-bit output matches libtorch's
 //! forward of the same model, and does not depend on how the frame is cut into tiles and threads.
 
-use sesr::native::{cpu_supported, NativeSesr, Workspace};
+use sesr::model::Precision;
+use sesr::native::{cpu_supported, cpu_supports_bf16, NativeSesr, Workspace};
 use sesr::{CollapsedSesr, ExpandedSesr, Preset, SesrConfig};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -131,4 +132,32 @@ fn native_refuses_widths_it_cannot_vectorise() {
     let model = random_collapsed(SesrConfig::new(3, 6, 16, 2).unwrap(), 1);
     let err = NativeSesr::new(&model).unwrap_err();
     assert!(err.contains("multiple of 4") || err.contains("AVX-512"), "{err}");
+}
+
+#[test]
+fn bf16_stays_close_to_float32() {
+    if !cpu_supports_bf16() {
+        eprintln!("no AVX512-BF16 on this CPU: nothing to test");
+        return;
+    }
+    let cfgs = [Preset::M5.config(2), Preset::M3.config(4), SesrConfig::new(3, 12, 64, 2).unwrap()];
+    for (i, cfg) in cfgs.into_iter().enumerate() {
+        let model = random_collapsed(cfg, 21 + i as i64);
+        let net = NativeSesr::with_precision(&model, Precision::Bf16).unwrap();
+        assert_eq!(net.precision(), Precision::Bf16);
+        for (w, h) in [(5, 3), (200, 50)] {
+            let src = picture(w, h, 3);
+            let want = reference(&model, &src, w, h);
+            let got = native(&net, &src, w, h, 2);
+            let worst = got.iter().zip(&want).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap();
+            let mse = got.iter().zip(&want).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>()
+                / want.len() as f64;
+            let psnr = 10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10();
+            eprintln!("{cfg:?} {w}x{h}: bf16 vs float32 max {worst}, PSNR {psnr:.1} dB");
+            // bfloat16 keeps 8 significant bits: a few levels at worst, far below visible.
+            assert!(worst <= 8 && psnr > 45.0, "{cfg:?} {w}x{h}: max {worst}, PSNR {psnr:.1} dB");
+            // And it is not just the float32 answer (the bf16 path really ran).
+            assert!(w * h < 100 || got != want, "{cfg:?} {w}x{h}: identical to float32");
+        }
+    }
 }

@@ -42,7 +42,8 @@ fn native_fps(name: &str, w: usize, h: usize, frames: usize, threads: usize) -> 
     let net = native_model(name);
     let src: Vec<u8> = (0..w * h).map(|i| ((i * 7) % 251) as u8).collect();
     let mut dst = vec![0u8; w * h * 4];
-    let threads = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+    let threads =
+        if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
     let mut ws: Vec<_> = (0..threads).map(|_| sesr::native::Workspace::new()).collect();
     let mut times = Vec::new();
     for i in 0..frames {

@@ -8,6 +8,7 @@
 //! TorchScript module on a probe frame at load time, so a stale or foreign weights file is
 //! refused rather than silently used.
 
+use sesr::model::Precision;
 use sesr::native::{NativeSesr, Workspace};
 use sesr::resize::{resize_u8, Contributions};
 use sesr::{CollapsedSesr, SesrConfig};
@@ -66,7 +67,17 @@ impl Engine {
     /// Loads `location` (or the embedded default when `None`) on `device` and checks the model
     /// contract `[N,1,H,W] float -> [N,1,sH,sW] float`. `threads`: CPU threads of the native
     /// backend (0: all cores). Errors name the file and the reason.
-    pub fn load(location: Option<&Path>, device: Device, backend: Backend, threads: usize) -> Result<Self, String> {
+    ///
+    /// `precision` is the native backend's arithmetic (fp32, or bf16 on CPUs with
+    /// AVX512-BF16); libtorch runs a model in the precision it was exported in, so bf16 here
+    /// requires the native backend.
+    pub fn load(
+        location: Option<&Path>,
+        device: Device,
+        backend: Backend,
+        threads: usize,
+        precision: Precision,
+    ) -> Result<Self, String> {
         let name = location.map(|p| p.display().to_string()).unwrap_or_else(|| "embedded default model".into());
         let module = match location {
             Some(p) => {
@@ -84,9 +95,15 @@ impl Engine {
             return Err(format!("model '{name}': scale {scale} is not supported (2 or 4)"));
         }
         let native = match backend {
+            _ if precision != Precision::Fp32 && backend == Backend::Libtorch => {
+                return Err(format!(
+                    "precision {precision:?} is a native-backend setting; for libtorch, export the model with \
+                     `trainer export --precision`"
+                ))
+            }
             Backend::Libtorch => Err("libtorch backend requested".to_string()),
             _ if device != Device::Cpu => Err(format!("the native backend runs on the CPU, not {device:?}")),
-            _ => native_model(location).and_then(|net| {
+            _ => native_model(location, precision).and_then(|net| {
                 verify(&net, &module, scale)?;
                 Ok(net)
             }),
@@ -101,6 +118,9 @@ impl Engine {
                 (Runner::Native { net, workspaces: (0..threads).map(|_| Workspace::new()).collect() }, None)
             }
             (Err(why), Backend::Native) => return Err(format!("model '{name}': native backend unavailable: {why}")),
+            (Err(why), _) if precision != Precision::Fp32 => {
+                return Err(format!("model '{name}': precision {precision:?} needs the native backend: {why}"))
+            }
             (Err(why), _) => {
                 let halo = receptive_radius(&module, device, scale)
                     .map_err(|e| format!("model '{name}': incompatible: {}", first_line(&e.to_string())))?;
@@ -152,7 +172,7 @@ impl Engine {
 
 /// The float32 weights of the model for the native backend: the embedded default's, or
 /// `X.safetensors` with its sidecar `X.json` beside `X.pt`.
-fn native_model(location: Option<&Path>) -> Result<NativeSesr, String> {
+fn native_model(location: Option<&Path>, precision: Precision) -> Result<NativeSesr, String> {
     let (sidecar, weights) = match location {
         None => (DEFAULT_SIDECAR.to_string(), DEFAULT_WEIGHTS.to_vec()),
         Some(p) => {
@@ -168,7 +188,7 @@ fn native_model(location: Option<&Path>) -> Result<NativeSesr, String> {
     }
     let cfg: SesrConfig = serde_json::from_value(v["config"].clone()).map_err(|e| format!("sidecar config: {e}"))?;
     let model = CollapsedSesr::from_safetensors_bytes(cfg, &weights).map_err(|e| e.to_string())?;
-    NativeSesr::new(&model)
+    NativeSesr::with_precision(&model, precision)
 }
 
 /// Checks that `net` computes what `module` computes, on a textured probe frame: 8-bit outputs
@@ -187,7 +207,12 @@ fn verify(net: &NativeSesr, module: &CModule, scale: usize) -> Result<(), String
     net.upscale(&src, w, w, h, &mut got, w * scale, &mut [Workspace::new()]);
     let worst = got.iter().zip(&want).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap_or(0);
     let differ = got.iter().zip(&want).filter(|(a, b)| a != b).count();
-    if worst > 1 || differ * 100 > want.len() {
+    // float32: rounding-boundary differences only; bfloat16: a few levels on some pixels.
+    let (max_worst, max_share) = match net.precision() {
+        Precision::Fp32 => (1, 100),
+        _ => (8, 4),
+    };
+    if worst > max_worst || differ * max_share > want.len() {
         return Err(format!(
             "its weights file does not match the TorchScript model ({differ} of {} probe pixels differ, by up to {worst})",
             want.len()
@@ -371,7 +396,7 @@ mod tests {
 
     #[test]
     fn embedded_model_loads_and_upscales() {
-        let mut e = Engine::load(None, Device::Cpu, Backend::Auto, 0).unwrap();
+        let mut e = Engine::load(None, Device::Cpu, Backend::Auto, 0, Precision::Fp32).unwrap();
         let native = sesr::native::cpu_supported();
         assert_eq!(e.backend_name(), if native { "native" } else { "libtorch" }, "{:?}", e.fallback_reason);
         assert_eq!(e.scale, 2);
@@ -384,7 +409,7 @@ mod tests {
 
     #[test]
     fn stripes_equal_the_whole_frame() {
-        let mut e = Engine::load(None, Device::Cpu, Backend::Libtorch, 0).unwrap();
+        let mut e = Engine::load(None, Device::Cpu, Backend::Libtorch, 0, Precision::Fp32).unwrap();
         let halo = e.halo().unwrap();
         // SESR-M5: 5×5 in, five 3×3, 5×5 out: radius 2 + 5 + 2 = 9 (+1 margin), unless
         // trained weights happen to cancel an edge tap.
@@ -405,13 +430,15 @@ mod tests {
 
     #[test]
     fn bad_models_are_named() {
-        let e = Engine::load(Some(Path::new("/nonexistent/m.pt")), Device::Cpu, Backend::Auto, 0).err().unwrap();
+        let e = Engine::load(Some(Path::new("/nonexistent/m.pt")), Device::Cpu, Backend::Auto, 0, Precision::Fp32)
+            .err()
+            .unwrap();
         assert!(e.contains("/nonexistent/m.pt") && e.contains("no such file"), "{e}");
         let dir = std::env::temp_dir().join(format!("sesr-engine-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let bad = dir.join("corrupt.pt");
         std::fs::write(&bad, b"garbage").unwrap();
-        let e = Engine::load(Some(&bad), Device::Cpu, Backend::Auto, 0).err().unwrap();
+        let e = Engine::load(Some(&bad), Device::Cpu, Backend::Auto, 0, Precision::Fp32).err().unwrap();
         assert!(e.contains("corrupt.pt") && e.contains("not a loadable"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -429,7 +456,8 @@ mod tests {
         let src: Vec<u8> = (0..w * h).map(|i| ((i % w) * 3 + (i / w) * 5 + (i * 7919) % 53) as u8).collect();
         let mut outs = Vec::new();
         for backend in [Backend::Native, Backend::Libtorch] {
-            let mut e = Engine::load(Some(&models().join("sesr_m3_x2.pt")), Device::Cpu, backend, 2).unwrap();
+            let mut e =
+                Engine::load(Some(&models().join("sesr_m3_x2.pt")), Device::Cpu, backend, 2, Precision::Fp32).unwrap();
             let mut dst = vec![0u8; 4 * w * h];
             e.upscale_luma(&src, w, w, h, &mut dst, 2 * w).unwrap();
             outs.push(dst);
@@ -437,6 +465,27 @@ mod tests {
         let worst = outs[0].iter().zip(&outs[1]).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap();
         let differ = outs[0].iter().zip(&outs[1]).filter(|(a, b)| a != b).count();
         assert!(worst <= 1 && differ * 200 < outs[0].len(), "{differ} differ, by up to {worst}");
+    }
+
+    #[test]
+    fn bf16_runs_natively_and_only_there() {
+        if !sesr::native::cpu_supports_bf16() {
+            return;
+        }
+        let (w, h) = (64, 40);
+        let src: Vec<u8> = (0..w * h).map(|i| ((i % w) * 3 + (i / w) * 5 + (i * 7919) % 53) as u8).collect();
+        let mut outs = Vec::new();
+        for p in [Precision::Fp32, Precision::Bf16] {
+            let mut e = Engine::load(None, Device::Cpu, Backend::Auto, 1, p).unwrap();
+            assert_eq!(e.backend_name(), "native");
+            let mut dst = vec![0u8; 4 * w * h];
+            e.upscale_luma(&src, w, w, h, &mut dst, 2 * w).unwrap();
+            outs.push(dst);
+        }
+        let worst = outs[0].iter().zip(&outs[1]).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap();
+        assert!(worst <= 4 && outs[0] != outs[1], "bf16 vs fp32: worst {worst}");
+        let e = Engine::load(None, Device::Cpu, Backend::Libtorch, 1, Precision::Bf16).err().unwrap();
+        assert!(e.contains("native-backend setting") && e.contains("--precision"), "{e}");
     }
 
     #[test]
@@ -449,24 +498,24 @@ mod tests {
         let pt = dir.join("m.pt");
         std::fs::copy(models().join("sesr_m5_x2.pt"), &pt).unwrap();
         // No weights beside the model: native refused with the reason, auto falls back.
-        let e = Engine::load(Some(&pt), Device::Cpu, Backend::Native, 1).err().unwrap();
+        let e = Engine::load(Some(&pt), Device::Cpu, Backend::Native, 1, Precision::Fp32).err().unwrap();
         assert!(e.contains("native backend unavailable") && e.contains("m.json"), "{e}");
-        let auto = Engine::load(Some(&pt), Device::Cpu, Backend::Auto, 1).unwrap();
+        let auto = Engine::load(Some(&pt), Device::Cpu, Backend::Auto, 1, Precision::Fp32).unwrap();
         assert_eq!(auto.backend_name(), "libtorch");
         assert!(auto.fallback_reason.unwrap().contains("no weights"));
         // Another model's weights (M3 beside an M5 .pt, sidecar and all): refused, not used.
         std::fs::copy(models().join("sesr_m3_x2.json"), dir.join("m.json")).unwrap();
         std::fs::copy(models().join("sesr_m3_x2.safetensors"), dir.join("m.safetensors")).unwrap();
-        let e = Engine::load(Some(&pt), Device::Cpu, Backend::Native, 1).err().unwrap();
+        let e = Engine::load(Some(&pt), Device::Cpu, Backend::Native, 1, Precision::Fp32).err().unwrap();
         assert!(e.contains("does not match"), "{e}");
         // The right ones: native.
         std::fs::copy(models().join("sesr_m5_x2.json"), dir.join("m.json")).unwrap();
         std::fs::copy(models().join("sesr_m5_x2.safetensors"), dir.join("m.safetensors")).unwrap();
-        let ok = Engine::load(Some(&pt), Device::Cpu, Backend::Auto, 1).unwrap();
+        let ok = Engine::load(Some(&pt), Device::Cpu, Backend::Auto, 1, Precision::Fp32).unwrap();
         assert_eq!(ok.backend_name(), "native");
         // A corrupt weights file: a clear reason.
         std::fs::write(dir.join("m.safetensors"), b"not safetensors").unwrap();
-        let e = Engine::load(Some(&pt), Device::Cpu, Backend::Native, 1).err().unwrap();
+        let e = Engine::load(Some(&pt), Device::Cpu, Backend::Native, 1, Precision::Fp32).err().unwrap();
         assert!(e.contains("weights"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

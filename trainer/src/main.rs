@@ -65,6 +65,10 @@ struct EvalArgs {
     scale: usize,
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Run the model through the element's native CPU kernel in this precision (fp32, bf16),
+    /// with 8-bit Y in and out as in the element.
+    #[arg(long)]
+    native: Option<sesr::model::Precision>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -73,7 +77,10 @@ struct EvalArgs {
 fn eval(args: EvalArgs) -> Result<()> {
     let device = sesr::tensor::parse_device(&args.device)?;
     let (up, name) = match (&args.model, &args.method) {
-        (Some(m), _) => (models::Upscaler::load(m, device)?, m.display().to_string()),
+        (Some(m), _) => match args.native {
+            Some(p) => (models::Upscaler::load_native(m, p)?, format!("{} native {p:?}", m.display())),
+            None => (models::Upscaler::load(m, device)?, m.display().to_string()),
+        },
         (None, _) => (models::Upscaler::Bicubic { scale: args.scale }, "bicubic".to_string()),
     };
     let sets = eval::load_sets(&args.dirs, up.scale(), &|m| eprintln!("warning: {m}"))?;

@@ -9,9 +9,22 @@ use std::path::Path;
 use tch::{nn::VarStore, CModule, Device, Kind};
 
 pub enum Upscaler {
-    Script { module: CModule, scale: usize, device: Device },
-    Net { model: CollapsedSesr, device: Device },
-    Bicubic { scale: usize },
+    Script {
+        module: CModule,
+        scale: usize,
+        device: Device,
+    },
+    Net {
+        model: CollapsedSesr,
+        device: Device,
+    },
+    Bicubic {
+        scale: usize,
+    },
+    /// The element's native CPU kernel: 8-bit Y in and out, as in the element.
+    Native {
+        net: sesr::native::NativeSesr,
+    },
 }
 
 /// The collapsed network of a checkpoint folder (or run folder).
@@ -44,8 +57,28 @@ impl Upscaler {
         Ok(Upscaler::Script { module, scale, device })
     }
 
+    /// The model at `path` (checkpoint folder, or exported `.pt` with its `.safetensors` and
+    /// `.json` beside it) in the native kernel at `precision`.
+    pub fn load_native(path: &Path, precision: sesr::model::Precision) -> Result<Self> {
+        let model = if path.is_dir() {
+            load_checkpoint(path, Device::Cpu)?
+        } else {
+            let side: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(path.with_extension("json"))
+                    .with_context(|| format!("{}: no sidecar", path.display()))?,
+            )?;
+            let cfg: sesr::SesrConfig = serde_json::from_value(side["config"].clone())?;
+            let w = path.with_extension("safetensors");
+            let bytes = std::fs::read(&w).with_context(|| format!("{}: no weights", w.display()))?;
+            CollapsedSesr::from_safetensors_bytes(cfg, &bytes)?
+        };
+        let net = sesr::native::NativeSesr::with_precision(&model, precision).map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Upscaler::Native { net })
+    }
+
     pub fn scale(&self) -> usize {
         match self {
+            Upscaler::Native { net } => net.scale(),
             Upscaler::Script { scale, .. } | Upscaler::Bicubic { scale } => *scale,
             Upscaler::Net { model, .. } => model.cfg.scale,
         }
@@ -56,6 +89,7 @@ impl Upscaler {
             Upscaler::Script { scale, .. } => format!("TorchScript x{scale}"),
             Upscaler::Net { model, .. } => format!("checkpoint {:?}", model.cfg),
             Upscaler::Bicubic { scale } => format!("bicubic x{scale}"),
+            Upscaler::Native { net } => format!("native {:?} x{}", net.precision(), net.scale()),
         }
     }
 
@@ -70,6 +104,14 @@ impl Upscaler {
                 tensor_to_plane(&tch::no_grad(|| model.forward(&plane_to_tensor(lr, *device))))
             }
             Upscaler::Bicubic { scale } => sesr::resize::upscale_bicubic(lr, *scale),
+            Upscaler::Native { net } => {
+                let (w, h, s) = (lr.width, lr.height, net.scale());
+                let src: Vec<u8> = lr.data.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
+                let mut dst = vec![0u8; w * h * s * s];
+                let mut ws: Vec<_> = (0..2).map(|_| sesr::native::Workspace::new()).collect();
+                net.upscale(&src, w, w, h, &mut dst, w * s, &mut ws);
+                Plane::from_vec(w * s, h * s, dst.iter().map(|&v| v as f32 / 255.0).collect())
+            }
         })
     }
 }

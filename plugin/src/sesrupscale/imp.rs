@@ -21,6 +21,7 @@ struct Settings {
     model_location: String,
     device: String,
     backend: super::SesrBackend,
+    precision: super::SesrPrecision,
     num_threads: u32,
     stripe_rows: u32,
 }
@@ -31,6 +32,7 @@ impl Default for Settings {
             model_location: String::new(),
             device: DEFAULT_DEVICE.into(),
             backend: super::SesrBackend::Auto,
+            precision: super::SesrPrecision::Fp32,
             num_threads: 0,
             stripe_rows: 0,
         }
@@ -75,8 +77,14 @@ impl SesrUpscale {
             tch::set_num_threads(settings.num_threads as i32);
         }
         let location = (!settings.model_location.is_empty()).then(|| PathBuf::from(&settings.model_location));
-        let engine = Engine::load(location.as_deref(), device, settings.backend.into(), settings.num_threads as usize)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["Could not load SESR {}", e]))?;
+        let engine = Engine::load(
+            location.as_deref(),
+            device,
+            settings.backend.into(),
+            settings.num_threads as usize,
+            settings.precision.into(),
+        )
+        .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["Could not load SESR {}", e]))?;
         gst::info!(
             CAT,
             imp = self,
@@ -166,6 +174,11 @@ impl ObjectImpl for SesrUpscale {
                     .blurb("What runs the model: auto, native (AVX-512 CPU kernel) or libtorch")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder::<super::SesrPrecision>("precision")
+                    .nick("Precision")
+                    .blurb("Arithmetic of the native backend: fp32, or bf16 (AVX512-BF16 CPUs); libtorch runs a model as exported")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("num-threads")
                     .nick("Threads")
                     .blurb("CPU threads: the native backend's own; libtorch's are process-wide (0: all cores / libtorch's default)")
@@ -207,6 +220,7 @@ impl ObjectImpl for SesrUpscale {
                 settings.device = value.get::<Option<String>>().unwrap().unwrap_or_else(|| DEFAULT_DEVICE.into())
             }
             "backend" => settings.backend = value.get().unwrap(),
+            "precision" => settings.precision = value.get().unwrap(),
             "num-threads" => settings.num_threads = value.get().unwrap(),
             "stripe-rows" => settings.stripe_rows = value.get().unwrap(),
             _ => unimplemented!(),
@@ -219,6 +233,7 @@ impl ObjectImpl for SesrUpscale {
             "model-location" => settings.model_location.to_value(),
             "device" => settings.device.to_value(),
             "backend" => settings.backend.to_value(),
+            "precision" => settings.precision.to_value(),
             "num-threads" => settings.num_threads.to_value(),
             "active-backend" => lock(&self.active_backend).to_value(),
             "stripe-rows" => settings.stripe_rows.to_value(),

@@ -17,7 +17,7 @@
 //! Properties: `model-location` (TorchScript file; empty = embedded default), `device`
 //! (`auto`, `cpu`, `cuda`, `cuda:N`), `backend` (`auto`, `native`, `libtorch`: the native
 //! backend needs AVX-512F and the `.safetensors` weights that `trainer export` writes beside
-//! the `.pt`), `num-threads` (CPU threads, 0 = all cores), `stripe-rows` (libtorch stripes),
+//! the `.pt`), `precision` (`fp32`, `bf16`: native backend on AVX512-BF16), `num-threads` (CPU threads, 0 = all cores), `stripe-rows` (libtorch stripes),
 //! read-only `scale` and `active-backend`. Model-affecting properties can be changed in NULL
 //! and READY.
 
@@ -41,6 +41,27 @@ pub enum SesrBackend {
     Native = 1,
     #[enum_value(name = "libtorch: the TorchScript model (CPU or CUDA)", nick = "libtorch")]
     Libtorch = 2,
+}
+
+/// The `precision` property: the native backend's arithmetic.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstSesrPrecision")]
+pub enum SesrPrecision {
+    #[default]
+    #[enum_value(name = "float32", nick = "fp32")]
+    Fp32 = 0,
+    #[enum_value(name = "bfloat16 activations and weights, float32 sums (native backend, AVX512-BF16)", nick = "bf16")]
+    Bf16 = 1,
+}
+
+impl From<SesrPrecision> for sesr::model::Precision {
+    fn from(p: SesrPrecision) -> Self {
+        match p {
+            SesrPrecision::Fp32 => sesr::model::Precision::Fp32,
+            SesrPrecision::Bf16 => sesr::model::Precision::Bf16,
+        }
+    }
 }
 
 impl From<SesrBackend> for crate::engine::Backend {
