@@ -119,6 +119,18 @@ fn train_resume_export_eval_upscale() {
     assert_eq!(j["sets"][0]["images"], 6, "five usable images plus tiny.png, which is still scorable");
     let o = trainer(&["eval", data_s, "--method", "bicubic"]);
     assert!(o.status.success() && text(&o).contains("bicubic"), "{}", text(&o));
+    // The float32 weights beside the .pt run in the element's native kernel: the same model,
+    // only the 8-bit Y input of the element differs from the protocol's float Y.
+    assert!(d.join("m3.safetensors").is_file());
+    if sesr::native::cpu_supported() {
+        let o = trainer(&["eval", data_s, "--model", pt.to_str().unwrap(), "--json", "--native", "fp32"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let native = j["sets"][0]["psnr_y"].as_f64().unwrap();
+        assert!((native - psnr).abs() < 0.3, "native {native} vs libtorch {psnr}");
+        let o = trainer(&["eval", data_s, "--model", npt.to_str().unwrap(), "--native", "fp32"]);
+        assert!(o.status.success(), "f = 12 runs natively too: {}", text(&o));
+    }
 
     // Upscale one image.
     let out = d.join("up.png");
