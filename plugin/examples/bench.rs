@@ -1,7 +1,7 @@
 //! Throughput benchmark of `sesrupscale` (a command, not a test). One table per run:
 //! for each model and input size, the element in a real pipeline (frames prepared up front) with
 //! its default (native) backend and with `backend=libtorch`, the model alone on the same Y plane
-//! (native kernel; libtorch whole-frame forward), GStreamer's bicubic (`videoscale
+//! (native kernel in fp32 and bf16; libtorch whole-frame forward), GStreamer's bicubic (`videoscale
 //! method=catrom`) at the same sizes, achieved GFLOP/s against this machine's sgemm measured in
 //! the same run, and the peak resident memory of the element's native run (each row in its own
 //! process, the element first).
@@ -28,18 +28,22 @@ fn model_path(name: &str) -> String {
 }
 
 /// The model's float32 weights for the native kernel (`X.safetensors` + `X.json` beside `X.pt`).
-fn native_model(name: &str) -> sesr::native::NativeSesr {
+fn native_model(name: &str, precision: sesr::model::Precision) -> sesr::native::NativeSesr {
     let pt = std::path::PathBuf::from(model_path(name));
     let side: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(pt.with_extension("json")).unwrap()).unwrap();
     let cfg: sesr::SesrConfig = serde_json::from_value(side["config"].clone()).unwrap();
     let bytes = std::fs::read(pt.with_extension("safetensors")).unwrap();
-    sesr::native::NativeSesr::new(&sesr::CollapsedSesr::from_safetensors_bytes(cfg, &bytes).unwrap()).unwrap()
+    let model = sesr::CollapsedSesr::from_safetensors_bytes(cfg, &bytes).unwrap();
+    sesr::native::NativeSesr::with_precision(&model, precision).unwrap()
 }
 
 /// Median fps of the native kernel alone on a `w`×`h` luma plane.
-fn native_fps(name: &str, w: usize, h: usize, frames: usize, threads: usize) -> f64 {
-    let net = native_model(name);
+fn native_fps(name: &str, w: usize, h: usize, frames: usize, threads: usize, precision: sesr::model::Precision) -> f64 {
+    if precision == sesr::model::Precision::Bf16 && !sesr::native::cpu_supports_bf16() {
+        return f64::NAN;
+    }
+    let net = native_model(name, precision);
     let src: Vec<u8> = (0..w * h).map(|i| ((i * 7) % 251) as u8).collect();
     let mut dst = vec![0u8; w * h * 4];
     let threads =
@@ -164,7 +168,8 @@ fn row(model: &str, w: usize, h: usize, frames: usize, threads: usize) {
     let el = pipeline_fps(&format!("sesrupscale model-location={path} num-threads={threads}"), w, h, frames);
     let rss = peak_rss_mib();
     let el_torch = pipeline_fps(&format!("sesrupscale model-location={path} backend=libtorch"), w, h, frames);
-    let native = native_fps(model, w, h, frames, threads);
+    let native = native_fps(model, w, h, frames, threads, sesr::model::Precision::Fp32);
+    let native_bf16 = native_fps(model, w, h, frames, threads, sesr::model::Precision::Bf16);
     let alone = model_fps(&path, w, h, frames);
     let catrom = pipeline_fps(
         &format!("videoscale method=catrom ! video/x-raw,width={},height={}", 2 * w, 2 * h),
@@ -172,7 +177,7 @@ fn row(model: &str, w: usize, h: usize, frames: usize, threads: usize) {
         h,
         frames.max(10),
     );
-    println!("ROW {el} {native} {el_torch} {alone} {catrom} {rss}");
+    println!("ROW {el} {native} {el_torch} {alone} {catrom} {rss} {native_bf16}");
 }
 
 fn main() {
@@ -199,9 +204,9 @@ fn main() {
     println!(
         "| model | input | element fps | native alone fps | element/native | native GFLOP/s | % of sgemm | \
          element libtorch fps | libtorch alone fps | libtorch GFLOP/s | element/libtorch element | catrom fps | \
-         peak RSS MiB |"
+         peak RSS MiB | native bf16 alone fps |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for m in models.split(',') {
         for s in sizes.split(',') {
             let (w, h) = s.split_once('x').unwrap();
@@ -218,11 +223,11 @@ fn main() {
                 .find(|l| l.starts_with("ROW "))
                 .unwrap_or_else(|| panic!("row failed: {text} {}", String::from_utf8_lossy(&out.stderr)));
             let v: Vec<f64> = line[4..].split_whitespace().map(|x| x.parse().unwrap()).collect();
-            let (el, native, el_torch, alone, catrom, rss) = (v[0], v[1], v[2], v[3], v[4], v[5]);
+            let (el, native, el_torch, alone, catrom, rss, bf16) = (v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
             let gflop = 2.0 * macs_per_px(m) * (w * h) as f64 / 1e9;
             println!(
                 "| {} | {w}x{h} | {el:.2} | {native:.2} | {:.2} | {:.1} | {:.0}% | {el_torch:.2} | {alone:.2} | \
-                 {:.1} | {:.2} | {catrom:.1} | {rss:.0} |",
+                 {:.1} | {:.2} | {catrom:.1} | {rss:.0} | {bf16:.2} |",
                 std::path::Path::new(m).file_stem().unwrap().to_string_lossy(),
                 el / native,
                 gflop * native,
