@@ -176,9 +176,24 @@ pub fn upscale_bicubic(p: &Plane, scale: usize) -> Plane {
     imresize(p, scale as f64, false)
 }
 
+/// Where the samples of an 8-bit plane are: rows `stride` bytes apart, samples `step` bytes
+/// apart from byte `offset` of each row (`step` 2 reads one component of NV12's interleaved UV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct U8Layout {
+    pub stride: usize,
+    pub step: usize,
+    pub offset: usize,
+}
+
+impl U8Layout {
+    /// A plain plane: one byte per sample.
+    pub fn plane(stride: usize) -> Self {
+        U8Layout { stride, step: 1, offset: 0 }
+    }
+}
+
 /// Resizes an 8-bit plane with strides into another (the element's chroma path).
 /// `tmp` is scratch space reused between calls.
-#[allow(clippy::too_many_arguments)]
 pub fn resize_u8(
     src: &[u8],
     src_stride: usize,
@@ -188,27 +203,58 @@ pub fn resize_u8(
     v: &Contributions,
     tmp: &mut Vec<f32>,
 ) {
-    let (in_w, in_h, out_w, out_h) = (h.in_len, v.in_len, h.out_len, v.out_len);
-    assert!(src.len() >= (in_h - 1) * src_stride + in_w, "source plane too small");
-    assert!(out_h == 0 || dst.len() >= (out_h - 1) * dst_stride + out_w, "destination plane too small");
+    let rows = 0..v.out_len;
+    resize_u8_rows(src, U8Layout::plane(src_stride), dst, U8Layout::plane(dst_stride), h, v, rows, tmp);
+}
+
+/// Output rows `rows` of [`resize_u8`] with general layouts; `dst` starts at output row
+/// `rows.start` (so that disjoint row ranges can be written by different threads).
+#[allow(clippy::too_many_arguments)]
+pub fn resize_u8_rows(
+    src: &[u8],
+    sl: U8Layout,
+    dst: &mut [u8],
+    dl: U8Layout,
+    h: &Contributions,
+    v: &Contributions,
+    rows: std::ops::Range<usize>,
+    tmp: &mut Vec<f32>,
+) {
+    let (in_w, in_h, out_w) = (h.in_len, v.in_len, h.out_len);
+    if rows.is_empty() || out_w == 0 || in_w == 0 {
+        return;
+    }
+    assert!(rows.end <= v.out_len, "output rows out of range");
+    assert!(src.len() > (in_h - 1) * sl.stride + sl.offset + (in_w - 1) * sl.step, "source plane too small");
+    let n = rows.len();
+    assert!(dst.len() > (n - 1) * dl.stride + dl.offset + (out_w - 1) * dl.step, "destination plane too small");
+    // The input rows these output rows read.
+    let taps = |j: usize| &v.index[j * v.taps..(j + 1) * v.taps];
+    let y0 = rows.clone().flat_map(taps).copied().min().unwrap_or(0) as usize;
+    let y1 = rows.clone().flat_map(taps).copied().max().unwrap_or(0) as usize + 1;
+    // Horizontal pass first, over the input rows (the gathering pass, on the fewer rows when
+    // upscaling), then the vertical pass, which runs along contiguous rows and vectorises.
     tmp.clear();
-    tmp.resize(in_w * out_h, 0.0);
-    for j in 0..out_h {
-        let base = j * v.taps;
-        let out_row = &mut tmp[j * in_w..(j + 1) * in_w];
-        for t in 0..v.taps {
-            let w = v.weight[base + t];
-            let src_row = &src[v.index[base + t] as usize * src_stride..][..in_w];
-            for (o, &s) in out_row.iter_mut().zip(src_row) {
-                *o += w * s as f32;
-            }
+    tmp.resize(out_w * (y1 - y0) + out_w, 0.0);
+    let (hrows, acc) = tmp.split_at_mut(out_w * (y1 - y0));
+    for y in y0..y1 {
+        let src_row = &src[y * sl.stride + sl.offset..];
+        let out_row = &mut hrows[(y - y0) * out_w..(y - y0 + 1) * out_w];
+        for ((o, w), i) in out_row.iter_mut().zip(h.weight.chunks_exact(h.taps)).zip(h.index.chunks_exact(h.taps)) {
+            *o = w.iter().zip(i).map(|(&w, &i)| w * src_row[i as usize * sl.step] as f32).sum();
         }
     }
-    for y in 0..out_h {
-        let row = &tmp[y * in_w..(y + 1) * in_w];
-        let out_row = &mut dst[y * dst_stride..y * dst_stride + out_w];
-        for (j, o) in out_row.iter_mut().enumerate() {
-            *o = h.apply(j, |i| row[i]).round().clamp(0.0, 255.0) as u8;
+    for (r, j) in rows.enumerate() {
+        acc.fill(0.0);
+        for (&w, &y) in v.weight[j * v.taps..(j + 1) * v.taps].iter().zip(taps(j)) {
+            let row = &hrows[(y as usize - y0) * out_w..][..out_w];
+            for (a, &x) in acc.iter_mut().zip(row) {
+                *a += w * x;
+            }
+        }
+        let out_row = &mut dst[r * dl.stride + dl.offset..];
+        for (o, &a) in out_row.iter_mut().step_by(dl.step).zip(acc.iter()) {
+            *o = a.round().clamp(0.0, 255.0) as u8;
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use sesr::model::Precision;
 use sesr::native::{NativeSesr, Workspace};
-use sesr::resize::{resize_u8, Contributions};
+use sesr::resize::{resize_u8, resize_u8_rows, Contributions, U8Layout};
 use sesr::{CollapsedSesr, SesrConfig};
 use std::io::Cursor;
 use std::path::Path;
@@ -136,6 +136,14 @@ impl Engine {
         match &self.runner {
             Runner::Torch(t) => Some(t.halo),
             Runner::Native { .. } => None,
+        }
+    }
+
+    /// CPU threads the native backend runs on (1 for libtorch, whose threads are its own).
+    pub fn threads(&self) -> usize {
+        match &self.runner {
+            Runner::Native { workspaces, .. } => workspaces.len(),
+            Runner::Torch(_) => 1,
         }
     }
 
@@ -332,51 +340,81 @@ pub fn chroma_map(scale: usize, cosited: bool) -> (f64, f64) {
 pub struct ChromaScaler {
     h: Contributions,
     v: Contributions,
-    tmp: Vec<f32>,
-    planes: [Vec<u8>; 4],
+    /// Scale on two threads.
+    parallel: bool,
+    tmp: [Vec<f32>; 2],
 }
 
 impl ChromaScaler {
-    /// For chroma planes of `in_w`×`in_h` samples going to `out_w`×`out_h`.
-    pub fn new(in_w: usize, in_h: usize, out_w: usize, out_h: usize, scale: usize, siting: ChromaSiting) -> Self {
+    /// For chroma planes of `in_w`×`in_h` samples going to `out_w`×`out_h`; `threads` ≥ 2
+    /// scales U and V at the same time.
+    pub fn new(
+        in_w: usize,
+        in_h: usize,
+        out_w: usize,
+        out_h: usize,
+        scale: usize,
+        siting: ChromaSiting,
+        threads: usize,
+    ) -> Self {
         let (hs, ho) = chroma_map(scale, siting.h_cosited);
         let (vs, vo) = chroma_map(scale, siting.v_cosited);
         ChromaScaler {
             h: Contributions::affine(in_w, out_w, hs, ho, 1.0),
             v: Contributions::affine(in_h, out_h, vs, vo, 1.0),
-            tmp: Vec::new(),
-            planes: Default::default(),
+            parallel: threads >= 2,
+            tmp: Default::default(),
         }
     }
 
-    /// One planar chroma plane (I420's U or V).
+    /// One planar chroma plane.
     pub fn scale_plane(&mut self, src: &[u8], stride: usize, dst: &mut [u8], dst_stride: usize) {
-        resize_u8(src, stride, dst, dst_stride, &self.h, &self.v, &mut self.tmp);
+        resize_u8(src, stride, dst, dst_stride, &self.h, &self.v, &mut self.tmp[0]);
     }
 
-    /// An interleaved UV plane (NV12): de-interleaved, scaled, interleaved again.
-    pub fn scale_interleaved(&mut self, src: &[u8], stride: usize, dst: &mut [u8], dst_stride: usize) {
-        let (iw, ih, ow, oh) = (self.h.in_len, self.v.in_len, self.h.out_len, self.v.out_len);
-        let [u, v, su, sv] = &mut self.planes;
-        u.resize(iw * ih, 0);
-        v.resize(iw * ih, 0);
-        for y in 0..ih {
-            let row = &src[y * stride..y * stride + 2 * iw];
-            for x in 0..iw {
-                u[y * iw + x] = row[2 * x];
-                v[y * iw + x] = row[2 * x + 1];
-            }
+    /// Both planes of I420 (`(data, stride)` each).
+    pub fn scale_planes(
+        &mut self,
+        u: (&[u8], usize),
+        v: (&[u8], usize),
+        du: (&mut [u8], usize),
+        dv: (&mut [u8], usize),
+    ) {
+        let (h, vc) = (&self.h, &self.v);
+        let [t0, t1] = &mut self.tmp;
+        if self.parallel {
+            std::thread::scope(|sc| {
+                sc.spawn(|| resize_u8(v.0, v.1, dv.0, dv.1, h, vc, t1));
+                resize_u8(u.0, u.1, du.0, du.1, h, vc, t0);
+            });
+        } else {
+            resize_u8(u.0, u.1, du.0, du.1, h, vc, t0);
+            resize_u8(v.0, v.1, dv.0, dv.1, h, vc, t1);
         }
-        su.resize(ow * oh, 0);
-        sv.resize(ow * oh, 0);
-        resize_u8(u, iw, su, ow, &self.h, &self.v, &mut self.tmp);
-        resize_u8(v, iw, sv, ow, &self.h, &self.v, &mut self.tmp);
-        for y in 0..oh {
-            let row = &mut dst[y * dst_stride..y * dst_stride + 2 * ow];
-            for x in 0..ow {
-                row[2 * x] = su[y * ow + x];
-                row[2 * x + 1] = sv[y * ow + x];
+    }
+
+    /// An interleaved UV plane (NV12), read and written interleaved; output rows split between
+    /// two threads.
+    pub fn scale_interleaved(&mut self, src: &[u8], stride: usize, dst: &mut [u8], dst_stride: usize) {
+        let (h, v) = (&self.h, &self.v);
+        let oh = v.out_len;
+        let rows = |dst: &mut [u8], r: std::ops::Range<usize>, tmp: &mut Vec<f32>| {
+            for c in 0..2 {
+                let sl = U8Layout { stride, step: 2, offset: c };
+                let dl = U8Layout { stride: dst_stride, step: 2, offset: c };
+                resize_u8_rows(src, sl, dst, dl, h, v, r.clone(), tmp);
             }
+        };
+        let [t0, t1] = &mut self.tmp;
+        if self.parallel && oh >= 2 {
+            let mid = oh / 2;
+            let (top, bottom) = dst.split_at_mut(mid * dst_stride);
+            std::thread::scope(|sc| {
+                sc.spawn(|| rows(bottom, mid..oh, t1));
+                rows(top, 0..mid, t0);
+            });
+        } else {
+            rows(dst, 0..oh, t0);
         }
     }
 }
@@ -523,7 +561,7 @@ mod tests {
     #[test]
     fn interleaved_equals_planar() {
         let (iw, ih) = (5, 3);
-        let mut sc = ChromaScaler::new(iw, ih, 10, 6, 2, ChromaSiting { h_cosited: true, v_cosited: false });
+        let mut sc = ChromaScaler::new(iw, ih, 10, 6, 2, ChromaSiting { h_cosited: true, v_cosited: false }, 2);
         let u: Vec<u8> = (0..iw * ih).map(|i| (i * 17) as u8).collect();
         let v: Vec<u8> = (0..iw * ih).map(|i| 255 - (i * 11) as u8).collect();
         let nv: Vec<u8> = (0..iw * ih).flat_map(|i| [u[i], v[i]]).collect();

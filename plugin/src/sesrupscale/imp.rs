@@ -367,7 +367,7 @@ impl VideoFilterImpl for SesrUpscale {
         let (ocw, och) = (out_info.width().div_ceil(2) as usize, out_info.height().div_ceil(2) as usize);
         state.geometry = Some(Geometry {
             format: in_info.format(),
-            chroma: ChromaScaler::new(cw, ch, ocw, och, s as usize, siting),
+            chroma: ChromaScaler::new(cw, ch, ocw, och, s as usize, siting, state.engine.threads().max(2)),
         });
         gst::info!(
             CAT,
@@ -401,7 +401,7 @@ impl VideoFilterImpl for SesrUpscale {
             gst::FlowError::Error
         };
         let y_in = inframe.plane_data(0).map_err(map_err)?;
-        let y_out = outframe.plane_data_mut(0).map_err(map_err)?;
+        let [y_out, c1_out, c2_out, _] = outframe.planes_data_mut();
         if let Err(e) = engine.upscale_luma(y_in, in_strides[0], w, h, y_out, out_strides[0]) {
             gst::element_imp_error!(self, gst::LibraryError::Failed, ["SESR inference failed: {}", e]);
             return Err(gst::FlowError::Error);
@@ -409,15 +409,17 @@ impl VideoFilterImpl for SesrUpscale {
         match geometry.format {
             gst_video::VideoFormat::Nv12 => {
                 let uv_in = inframe.plane_data(1).map_err(map_err)?;
-                let uv_out = outframe.plane_data_mut(1).map_err(map_err)?;
-                geometry.chroma.scale_interleaved(uv_in, in_strides[1], uv_out, out_strides[1]);
+                geometry.chroma.scale_interleaved(uv_in, in_strides[1], c1_out, out_strides[1]);
             }
             _ => {
-                for p in [1u32, 2] {
-                    let c_in = inframe.plane_data(p).map_err(map_err)?;
-                    let c_out = outframe.plane_data_mut(p).map_err(map_err)?;
-                    geometry.chroma.scale_plane(c_in, in_strides[p as usize], c_out, out_strides[p as usize]);
-                }
+                let u_in = inframe.plane_data(1).map_err(map_err)?;
+                let v_in = inframe.plane_data(2).map_err(map_err)?;
+                geometry.chroma.scale_planes(
+                    (u_in, in_strides[1]),
+                    (v_in, in_strides[2]),
+                    (c1_out, out_strides[1]),
+                    (c2_out, out_strides[2]),
+                );
             }
         }
         Ok(gst::FlowSuccess::Ok)
