@@ -218,6 +218,8 @@ impl NativeSesr {
         if w == 0 || h == 0 {
             return;
         }
+        // Rows must not overlap: threads write disjoint rectangles of `dst`.
+        assert!(stride >= w && dst_stride >= w * s, "row stride smaller than the row");
         assert!(src.len() >= (h - 1) * stride + w, "source plane too small");
         assert!(dst.len() >= (h * s - 1) * dst_stride + w * s, "destination plane too small");
         let r = self.radius();
