@@ -76,8 +76,11 @@ impl Layer {
 
 /// bfloat16 bits of `v`, rounded to nearest even (as `vcvtneps2bf16` does for finite values).
 fn bf16_bits(v: f32) -> u16 {
+    if v.is_nan() {
+        return 0x7FC0;
+    }
     let b = v.to_bits();
-    ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
+    (b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16) as u16
 }
 
 /// The collapsed SESR network prepared for [`NativeSesr::upscale`].
@@ -112,6 +115,9 @@ pub fn unsupported_reason(model: &CollapsedSesr) -> Option<String> {
     }
     if c.m == 0 {
         return Some("m = 0".into());
+    }
+    if c.scale != 2 && c.scale != 4 {
+        return Some(format!("scale {} (2 or 4 supported)", c.scale));
     }
     None
 }

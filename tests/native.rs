@@ -80,6 +80,8 @@ fn native_matches_libtorch_for_presets_scales_widths_and_sizes() {
         // Channel-pruned widths (structured pruning keeps f a multiple of 4).
         SesrConfig::new(3, 12, 64, 2).unwrap(),
         SesrConfig::new(3, 8, 64, 2).unwrap(),
+        // One block: f0 is both its input and the residual.
+        SesrConfig::new(1, 8, 16, 2).unwrap(),
     ];
     let sizes = [(1, 1), (7, 3), (70, 17), (130, 64), (1100, 40)];
     for (i, cfg) in cfgs.into_iter().enumerate() {
@@ -145,7 +147,8 @@ fn bf16_stays_close_to_float32() {
         let model = random_collapsed(cfg, 21 + i as i64);
         let net = NativeSesr::with_precision(&model, Precision::Bf16).unwrap();
         assert_eq!(net.precision(), Precision::Bf16);
-        for (w, h) in [(5, 3), (200, 50)] {
+        // 1100 wide: several column tiles.
+        for (w, h) in [(5, 3), (200, 50), (1100, 30)] {
             let src = picture(w, h, 3);
             let want = reference(&model, &src, w, h);
             let got = native(&net, &src, w, h, 2);
