@@ -1,38 +1,11 @@
 //! The collapse is exact: expanded and collapsed networks compute the same function, and the
 //! collapse-in-graph training forward yields the expanded network's gradients.
 
-use sesr::{ExpandedSesr, Preset, SesrConfig};
+use sesr::{ExpandedSesr, Preset};
 use tch::{nn, Device, Kind, Tensor};
 
-/// libtorch's generator is global and tests run on parallel threads: each test holds this lock
-/// so that its seeded draws are reproducible.
-static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// An expanded network with random kernels, non-zero biases and non-zero PReLU slopes.
-fn random_model(cfg: SesrConfig, seed: i64) -> (nn::VarStore, ExpandedSesr) {
-    random_model_kind(cfg, seed, Kind::Float)
-}
-
-fn random_model_kind(cfg: SesrConfig, seed: i64, kind: Kind) -> (nn::VarStore, ExpandedSesr) {
-    tch::manual_seed(seed);
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    let model = ExpandedSesr::new(&vs.root(), cfg);
-    vs.set_kind(kind);
-    tch::no_grad(|| {
-        for (name, mut t) in vs.variables() {
-            if name.ends_with("bias") {
-                t.copy_(&(Tensor::rand_like(&t) * 0.2 - 0.1));
-            } else if name.ends_with("prelu.weight") {
-                t.copy_(&(Tensor::rand_like(&t) * 0.6 - 0.1));
-            }
-        }
-    });
-    (vs, model)
-}
+mod common;
+use common::{random_model, random_model_kind, rng_lock};
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])

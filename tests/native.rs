@@ -3,27 +3,15 @@
 
 use sesr::model::Precision;
 use sesr::native::{cpu_supported, cpu_supports_bf16, NativeSesr, Workspace};
-use sesr::{CollapsedSesr, ExpandedSesr, Preset, SesrConfig};
-use tch::{nn, Device, Kind, Tensor};
+use sesr::{CollapsedSesr, Preset, SesrConfig};
+use tch::{Kind, Tensor};
 
-static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+mod common;
 
 /// A collapsed network with random kernels, biases and PReLU slopes.
 fn random_collapsed(cfg: SesrConfig, seed: i64) -> CollapsedSesr {
-    let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    tch::manual_seed(seed);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = ExpandedSesr::new(&vs.root(), cfg);
-    tch::no_grad(|| {
-        for (name, mut t) in vs.variables() {
-            if name.ends_with("bias") {
-                t.copy_(&(Tensor::rand_like(&t) * 0.2 - 0.1));
-            } else if name.ends_with("prelu.weight") {
-                t.copy_(&(Tensor::rand_like(&t) * 0.6 - 0.1));
-            }
-        }
-    });
-    model.collapse_detached()
+    let _g = common::rng_lock();
+    common::random_model(cfg, seed).1.collapse_detached()
 }
 
 /// A test picture: gradients, an edge and pseudo-random texture, every value 0..=255 likely.
