@@ -233,7 +233,7 @@ impl NativeSesr {
         let bands = ws.len().min(h.div_ceil(4 * r).max(1));
         let cols = w.div_ceil(TILE_WIDTH.saturating_sub(2 * r).max(XB));
         let dst_ptr = SendPtr(dst.as_mut_ptr());
-        let src = SrcPlane { data: src, stride, w, h };
+        let src = SrcPlane { data: src, stride, w };
         let work = |band: usize, ws: &mut Workspace| {
             let (r0, r1) = split(h, bands, band);
             for c in 0..cols {
@@ -274,22 +274,15 @@ impl NativeSesr {
     /// `dst` must point to a plane of at least `(h·s − 1)·dst_stride + w·s` bytes that no other
     /// thread writes inside this tile's output rectangle.
     unsafe fn run_tile(&self, src: &SrcPlane, t: &Tile, ws: &mut Workspace, dst: SendPtr, dst_stride: usize) {
-        let wt = t.b - t.a;
-        let ht = t.rb - t.ra;
-        let cw = wt.div_ceil(XB) * XB;
-        ws.prepare(self, cw);
-        ws.have.iter_mut().for_each(|v| *v = 0);
+        ws.prepare(self, t.cw());
         let s = self.scale;
         let last = self.layers.len() - 1;
-        for y in 0..ht {
-            // Only rows of the tile's own output band are computed by the output conv.
-            let gy = t.ra + y;
-            if gy < t.r0 || gy >= t.r1 {
-                continue;
-            }
-            self.fill(src, t, ws, last, y + 2, ht, wt, cw);
+        // The output conv runs only on the rows of the tile's own band.
+        for gy in t.r0..t.r1 {
+            let y = gy - t.ra;
+            self.fill(src, t, ws, last, y + 2);
             let out = ws.out.as_mut_ptr();
-            self.compute(ws, last, y, ht, wt, cw, out, ws.stride);
+            self.compute(ws, last, y, t, out);
             // Residual + x, clamp, 8-bit rounding, pixel shuffle into the destination.
             let srow = &src.data[gy * src.stride..gy * src.stride + src.w];
             for dy in 0..s {
@@ -307,19 +300,8 @@ impl NativeSesr {
     }
 
     /// Makes ring `l` (the input of layer `l`) hold rows up to `upto` (clipped to the tile).
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn fill(
-        &self,
-        src: &SrcPlane,
-        t: &Tile,
-        ws: &mut Workspace,
-        l: usize,
-        upto: usize,
-        ht: usize,
-        wt: usize,
-        cw: usize,
-    ) {
-        let upto = upto.min(ht - 1);
+    unsafe fn fill(&self, src: &SrcPlane, t: &Tile, ws: &mut Workspace, l: usize, upto: usize) {
+        let upto = upto.min(t.ht() - 1);
         while ws.have[l] <= upto {
             let y = ws.have[l];
             let slot = ws.rings[l].slot(y);
@@ -327,7 +309,7 @@ impl NativeSesr {
                 // x − 0.5 over the tile's columns; the padding stays zero.
                 let gy = t.ra + y;
                 let row = &src.data[gy * src.stride + t.a..gy * src.stride + t.b];
-                let dst = &mut ws.rings[0].data[slot + PAD..slot + PAD + wt];
+                let dst = &mut ws.rings[0].data[slot + PAD..slot + PAD + t.wt()];
                 if self.bf16 {
                     // The pair (x − 0.5, 0): the input conv has one channel.
                     for (d, &v) in dst.iter_mut().zip(row) {
@@ -340,9 +322,9 @@ impl NativeSesr {
                 }
             } else {
                 let k = self.layers[l - 1].k;
-                self.fill(src, t, ws, l - 1, y + k / 2, ht, wt, cw);
+                self.fill(src, t, ws, l - 1, y + k / 2);
                 let out = ws.rings[l].data.as_mut_ptr().add(slot);
-                self.compute(ws, l - 1, y, ht, wt, cw, out, ws.stride);
+                self.compute(ws, l - 1, y, t, out);
             }
             let ring = &mut ws.rings[l];
             ring.tag[slot / ring.slot_len] = y as isize;
@@ -350,21 +332,11 @@ impl NativeSesr {
         }
     }
 
-    /// Row `y` of layer `l` from ring `l`, into `out` (`cout` rows of `out_cs` floats, data at
-    /// `PAD`), with the layer's PReLU, the `f0` residual after the last block, and the columns
+    /// Row `y` of layer `l` from ring `l`, into `out` (`cout` rows of the workspace stride, data
+    /// at `PAD`), with the layer's PReLU, the `f0` residual after the last block, and the columns
     /// past the tile zeroed (they are the next layer's padding).
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn compute(
-        &self,
-        ws: &Workspace,
-        l: usize,
-        y: usize,
-        ht: usize,
-        wt: usize,
-        cw: usize,
-        out: *mut f32,
-        out_cs: usize,
-    ) {
+    unsafe fn compute(&self, ws: &Workspace, l: usize, y: usize, t: &Tile, out: *mut f32) {
+        let (ht, wt, cw, out_cs) = (t.ht(), t.wt(), t.cw(), ws.stride);
         let layer = &self.layers[l];
         let p = layer.k / 2;
         let ring = &ws.rings[l];
@@ -407,8 +379,6 @@ struct SrcPlane<'a> {
     data: &'a [u8],
     stride: usize,
     w: usize,
-    #[allow(dead_code)]
-    h: usize,
 }
 
 /// Output rectangle `[x0, x1) × [r0, r1)` and the input rectangle `[a, b) × [ra, rb)` it reads.
@@ -421,6 +391,22 @@ struct Tile {
     b: usize,
     ra: usize,
     rb: usize,
+}
+
+impl Tile {
+    /// Input width and height.
+    fn wt(&self) -> usize {
+        self.b - self.a
+    }
+
+    fn ht(&self) -> usize {
+        self.rb - self.ra
+    }
+
+    /// Compute width: the input width rounded up to whole register blocks.
+    fn cw(&self) -> usize {
+        self.wt().div_ceil(XB) * XB
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -466,8 +452,8 @@ impl Workspace {
     }
 
     /// Sizes the buffers for tiles of compute width `cw` (buffers only grow, so a stream of
-    /// same-size frames allocates only on its first frame) and zeroes them: the padding columns
-    /// must read as zero.
+    /// same-size frames allocates only on its first frame), zeroes them (the padding columns
+    /// must read as zero) and marks every ring empty: ready for a new tile.
     fn prepare(&mut self, model: &NativeSesr, cw: usize) {
         let needed = (PAD + cw + PAD).div_ceil(16) * 16;
         let m = model.blocks();
@@ -509,6 +495,7 @@ impl Workspace {
                 r.data.fill(0.0);
                 r.tag.fill(-1);
             }
+            self.have.fill(0);
         }
     }
 }
