@@ -1,6 +1,14 @@
-//! Image quality metrics: PSNR and SSIM on a single plane, with a border crop.
+//! Image quality metrics: PSNR and SSIM on a single plane, with a border crop, and the
+//! sample-wise difference of two 8-bit images.
 
 use crate::plane::Plane;
+
+/// How far apart two 8-bit images of the same size are: the largest absolute difference of a
+/// sample, and how many samples differ at all.
+pub fn byte_diff(a: &[u8], b: &[u8]) -> (u8, usize) {
+    assert_eq!(a.len(), b.len(), "byte_diff of images of different sizes");
+    a.iter().zip(b).fold((0, 0), |(worst, n), (&x, &y)| (worst.max(x.abs_diff(y)), n + usize::from(x != y)))
+}
 
 fn check_same_size(a: &Plane, b: &Plane, border: usize) {
     assert!(a.width == b.width && a.height == b.height, "metric on planes of different sizes");

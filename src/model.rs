@@ -368,11 +368,12 @@ impl CollapsedSesr {
         Ok(CollapsedSesr { cfg, input, blocks, output })
     }
 
-    /// Saves the weights as safetensors.
+    /// Saves the weights as safetensors (temp file + rename, so a reader never sees half a file).
     pub fn save_safetensors(&self, path: &Path) -> Result<(), Error> {
         let named = self.named_tensors();
-        Tensor::write_safetensors(&named, path)?;
-        Ok(())
+        let tmp = crate::image_io::tmp_sibling(path);
+        Tensor::write_safetensors(&named, &tmp)?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })
     }
 
     /// As [`load_safetensors`](Self::load_safetensors), from the bytes of a float32 file.
@@ -431,6 +432,41 @@ impl CollapsedSesr {
         let tmp = crate::image_io::tmp_sibling(path);
         m.save(&tmp)?;
         std::fs::rename(&tmp, path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })
+    }
+}
+
+/// The float32 collapsed weights `trainer export` writes beside a TorchScript file `X.pt`
+/// (`X.safetensors`), rebuilt with the config of the sidecar `X.json`.
+#[derive(Debug)]
+pub struct ExportedWeights {
+    pub model: CollapsedSesr,
+    /// The precision the TorchScript file itself computes in (the weights are float32).
+    pub precision: Precision,
+}
+
+impl ExportedWeights {
+    /// From the sidecar's text and the weights file's bytes.
+    pub fn from_bytes(sidecar: &str, weights: &[u8]) -> Result<Self, Error> {
+        let v: serde_json::Value = serde_json::from_str(sidecar).map_err(|e| Error::Model(format!("sidecar: {e}")))?;
+        let cfg: SesrConfig =
+            serde_json::from_value(v["config"].clone()).map_err(|e| Error::Model(format!("sidecar config: {e}")))?;
+        let precision = match v.get("precision") {
+            Some(p) => {
+                serde_json::from_value(p.clone()).map_err(|e| Error::Model(format!("sidecar precision: {e}")))?
+            }
+            None => Precision::Fp32,
+        };
+        Ok(ExportedWeights { model: CollapsedSesr::from_safetensors_bytes(cfg, weights)?, precision })
+    }
+
+    /// The weights beside `pt`.
+    pub fn read(pt: &Path) -> Result<Self, Error> {
+        let read = |f: std::path::PathBuf| {
+            std::fs::read(&f).map_err(|e| Error::Model(format!("no weights for it: {}: {e}", f.display())))
+        };
+        let (sidecar, weights) = (read(pt.with_extension("json"))?, read(pt.with_extension("safetensors"))?);
+        let sidecar = String::from_utf8(sidecar).map_err(|_| Error::Model("sidecar: not UTF-8".into()))?;
+        Self::from_bytes(&sidecar, &weights)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The native AVX-512 kernel computes the collapsed network: its 8-bit output matches libtorch's
 //! forward of the same model, and does not depend on how the frame is cut into tiles and threads.
 
+use sesr::metrics::byte_diff;
 use sesr::model::Precision;
 use sesr::native::{cpu_supported, cpu_supports_bf16, NativeSesr, Workspace};
 use sesr::{CollapsedSesr, Preset, SesrConfig};
@@ -80,9 +81,7 @@ fn native_matches_libtorch_for_presets_scales_widths_and_sizes() {
             let src = picture(w, h, (w * h) as u32);
             let want = reference(&model, &src, w, h);
             let got = native(&net, &src, w, h, 2);
-            assert_eq!(got.len(), want.len());
-            let diff = got.iter().zip(&want).filter(|(a, b)| a != b).count();
-            let worst = got.iter().zip(&want).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap();
+            let (worst, diff) = byte_diff(&got, &want);
             // Different summation order: only values on a rounding boundary may differ, by one.
             assert!(worst <= 1, "{cfg:?} {w}x{h}: differs by up to {worst}");
             assert!(diff * 200 <= want.len().max(200), "{cfg:?} {w}x{h}: {diff} of {} values differ", want.len());
@@ -140,7 +139,7 @@ fn bf16_stays_close_to_float32() {
             let src = picture(w, h, 3);
             let want = reference(&model, &src, w, h);
             let got = native(&net, &src, w, h, 2);
-            let worst = got.iter().zip(&want).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap();
+            let (worst, _) = byte_diff(&got, &want);
             let mse = got.iter().zip(&want).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>()
                 / want.len() as f64;
             let psnr = 10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10();

@@ -29,13 +29,8 @@ fn model_path(name: &str) -> String {
 
 /// The model's float32 weights for the native kernel (`X.safetensors` + `X.json` beside `X.pt`).
 fn native_model(name: &str, precision: sesr::model::Precision) -> sesr::native::NativeSesr {
-    let pt = std::path::PathBuf::from(model_path(name));
-    let side: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(pt.with_extension("json")).unwrap()).unwrap();
-    let cfg: sesr::SesrConfig = serde_json::from_value(side["config"].clone()).unwrap();
-    let bytes = std::fs::read(pt.with_extension("safetensors")).unwrap();
-    let model = sesr::CollapsedSesr::from_safetensors_bytes(cfg, &bytes).unwrap();
-    sesr::native::NativeSesr::with_precision(&model, precision).unwrap()
+    let exported = sesr::model::ExportedWeights::read(std::path::Path::new(&model_path(name))).unwrap();
+    sesr::native::NativeSesr::with_precision(&exported.model, precision).unwrap()
 }
 
 /// Median fps of the native kernel alone on a `w`×`h` luma plane.
@@ -46,8 +41,7 @@ fn native_fps(name: &str, w: usize, h: usize, frames: usize, threads: usize, pre
     let net = native_model(name, precision);
     let src: Vec<u8> = (0..w * h).map(|i| ((i * 7) % 251) as u8).collect();
     let mut dst = vec![0u8; w * h * 4];
-    let threads =
-        if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+    let threads = if threads == 0 { sesr::available_threads() } else { threads };
     let mut ws: Vec<_> = (0..threads).map(|_| sesr::native::Workspace::new()).collect();
     let mut times = Vec::new();
     for i in 0..frames {
@@ -199,7 +193,7 @@ fn main() {
         "sesrupscale x2, NV12, {frames} frames per cell, libtorch {} threads, native {} threads; sgemm 4096^2: \
          {sgemm:.1} GFLOP/s",
         tch::get_num_threads(),
-        if threads > 0 { threads as usize } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }
+        if threads > 0 { threads as usize } else { sesr::available_threads() }
     );
     println!(
         "| model | input | element fps | native alone fps | element/native | native GFLOP/s | % of sgemm | \

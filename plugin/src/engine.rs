@@ -8,10 +8,10 @@
 //! TorchScript module on a probe frame at load time, so a stale or foreign weights file is
 //! refused rather than silently used.
 
-use sesr::model::Precision;
+use sesr::metrics::byte_diff;
+use sesr::model::{ExportedWeights, Precision};
 use sesr::native::{NativeSesr, Workspace};
 use sesr::resize::{resize_u8, resize_u8_rows, Contributions, U8Layout};
-use sesr::{CollapsedSesr, SesrConfig};
 use std::io::Cursor;
 use std::path::Path;
 use tch::{CModule, Device, Kind, Tensor};
@@ -110,11 +110,7 @@ impl Engine {
         };
         let (runner, fallback_reason) = match (native, backend) {
             (Ok(net), _) => {
-                let threads = if threads == 0 {
-                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-                } else {
-                    threads
-                };
+                let threads = if threads == 0 { sesr::available_threads() } else { threads };
                 (Runner::Native { net, workspaces: (0..threads).map(|_| Workspace::new()).collect() }, None)
             }
             (Err(why), Backend::Native) => return Err(format!("model '{name}': native backend unavailable: {why}")),
@@ -139,11 +135,11 @@ impl Engine {
         }
     }
 
-    /// CPU threads the native backend runs on (1 for libtorch, whose threads are its own).
+    /// CPU threads a frame runs on: the native backend's own, or libtorch's.
     pub fn threads(&self) -> usize {
         match &self.runner {
             Runner::Native { workspaces, .. } => workspaces.len(),
-            Runner::Torch(_) => 1,
+            Runner::Torch(_) => tch::get_num_threads().max(1) as usize,
         }
     }
 
@@ -181,22 +177,20 @@ impl Engine {
 /// The float32 weights of the model for the native backend: the embedded default's, or
 /// `X.safetensors` with its sidecar `X.json` beside `X.pt`.
 fn native_model(location: Option<&Path>, precision: Precision) -> Result<NativeSesr, String> {
-    let (sidecar, weights) = match location {
-        None => (DEFAULT_SIDECAR.to_string(), DEFAULT_WEIGHTS.to_vec()),
-        Some(p) => {
-            let (j, w) = (p.with_extension("json"), p.with_extension("safetensors"));
-            let read = |f: &Path| std::fs::read(f).map_err(|e| format!("no weights for it: {}: {e}", f.display()));
-            let side = String::from_utf8(read(&j)?).map_err(|_| format!("{}: not UTF-8", j.display()))?;
-            (side, read(&w)?)
-        }
-    };
-    let v: serde_json::Value = serde_json::from_str(&sidecar).map_err(|e| format!("sidecar: {e}"))?;
-    if let Some(p) = v["precision"].as_str().filter(|&p| p != "fp32") {
-        return Err(format!("exported in {p}: it runs as exported, in libtorch"));
+    let exported = match location {
+        None => ExportedWeights::from_bytes(DEFAULT_SIDECAR, DEFAULT_WEIGHTS),
+        Some(p) => ExportedWeights::read(p),
     }
-    let cfg: SesrConfig = serde_json::from_value(v["config"].clone()).map_err(|e| format!("sidecar config: {e}"))?;
-    let model = CollapsedSesr::from_safetensors_bytes(cfg, &weights).map_err(|e| e.to_string())?;
-    NativeSesr::with_precision(&model, precision)
+    .map_err(|e| e.to_string())?;
+    if exported.precision != Precision::Fp32 {
+        return Err(format!("exported in {:?}: it runs as exported, in libtorch", exported.precision));
+    }
+    NativeSesr::with_precision(&exported.model, precision)
+}
+
+/// A `w`×`h` luma probe: ramps with pseudo-random texture.
+fn texture(w: usize, h: usize) -> Vec<u8> {
+    (0..w * h).map(|i| ((i % w) * 5 + (i / w) * 3 + (i * 7919) % 61) as u8).collect()
 }
 
 /// Checks that `net` computes what `module` computes, on a textured probe frame: 8-bit outputs
@@ -206,15 +200,14 @@ fn verify(net: &NativeSesr, module: &CModule, scale: usize) -> Result<(), String
         return Err(format!("weights are x{}, the TorchScript model x{scale}", net.scale()));
     }
     let (w, h) = (45usize, 37usize);
-    let src: Vec<u8> = (0..w * h).map(|i| ((i % w) * 5 + (i / w) * 3 + (i * 7919) % 61) as u8).collect();
+    let src = texture(w, h);
     let x = Tensor::from_slice(&src).to_kind(Kind::Float).reshape([1, 1, h as i64, w as i64]) / 255.0;
     let y = tch::no_grad(|| module.forward_ts(&[x])).map_err(|e| first_line(&e.to_string()).to_string())?;
     let y = (y * 255.0).round().clamp(0.0, 255.0).to_kind(Kind::Uint8).to_device(Device::Cpu).flatten(0, -1);
     let want = Vec::<u8>::try_from(&y).map_err(|e| e.to_string())?;
     let mut got = vec![0u8; w * h * scale * scale];
     net.upscale(&src, w, w, h, &mut got, w * scale, &mut [Workspace::new()]);
-    let worst = got.iter().zip(&want).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap_or(0);
-    let differ = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    let (worst, differ) = byte_diff(&got, &want);
     // float32: rounding-boundary differences only; bfloat16: a few levels on some pixels.
     let (max_worst, max_share) = match net.precision() {
         Precision::Fp32 => (1, 100),
@@ -461,7 +454,7 @@ mod tests {
             let mut striped = vec![0u8; 4 * w * h];
             e.stripe_rows = rows;
             e.upscale_luma(&src, w, w, h, &mut striped, 2 * w).unwrap();
-            let d = whole.iter().zip(&striped).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+            let (d, _) = byte_diff(&whole, &striped);
             assert!(d <= 1, "stripes of {rows} rows differ by {d}");
         }
     }
@@ -491,7 +484,7 @@ mod tests {
             return;
         }
         let (w, h) = (301, 77);
-        let src: Vec<u8> = (0..w * h).map(|i| ((i % w) * 3 + (i / w) * 5 + (i * 7919) % 53) as u8).collect();
+        let src = texture(w, h);
         let mut outs = Vec::new();
         for backend in [Backend::Native, Backend::Libtorch] {
             let mut e =
@@ -500,8 +493,7 @@ mod tests {
             e.upscale_luma(&src, w, w, h, &mut dst, 2 * w).unwrap();
             outs.push(dst);
         }
-        let worst = outs[0].iter().zip(&outs[1]).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap();
-        let differ = outs[0].iter().zip(&outs[1]).filter(|(a, b)| a != b).count();
+        let (worst, differ) = byte_diff(&outs[0], &outs[1]);
         assert!(worst <= 1 && differ * 200 < outs[0].len(), "{differ} differ, by up to {worst}");
     }
 
@@ -511,7 +503,7 @@ mod tests {
             return;
         }
         let (w, h) = (64, 40);
-        let src: Vec<u8> = (0..w * h).map(|i| ((i % w) * 3 + (i / w) * 5 + (i * 7919) % 53) as u8).collect();
+        let src = texture(w, h);
         let mut outs = Vec::new();
         for p in [Precision::Fp32, Precision::Bf16] {
             let mut e = Engine::load(None, Device::Cpu, Backend::Auto, 1, p).unwrap();
@@ -520,7 +512,7 @@ mod tests {
             e.upscale_luma(&src, w, w, h, &mut dst, 2 * w).unwrap();
             outs.push(dst);
         }
-        let worst = outs[0].iter().zip(&outs[1]).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap();
+        let (worst, _) = byte_diff(&outs[0], &outs[1]);
         assert!(worst <= 4 && outs[0] != outs[1], "bf16 vs fp32: worst {worst}");
         let e = Engine::load(None, Device::Cpu, Backend::Libtorch, 1, Precision::Bf16).err().unwrap();
         assert!(e.contains("native-backend setting") && e.contains("--precision"), "{e}");

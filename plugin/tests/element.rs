@@ -151,9 +151,8 @@ fn reference_chroma(c: &[u8], cw: usize, ch: usize, ocw: usize, och: usize, h_co
     resize_plane(&p, &hc, &vc, false).data.iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect()
 }
 
-fn max_diff(a: &[u8], b: &[u8]) -> i32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (*x as i32 - *y as i32).abs()).max().unwrap_or(0)
+fn max_diff(a: &[u8], b: &[u8]) -> u8 {
+    sesr::metrics::byte_diff(a, b).0
 }
 
 fn caps_str(format: &str, w: usize, h: usize, site: &str) -> String {

@@ -35,9 +35,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         .export_torchscript_with(&args.out, args.precision)
         .with_context(|| format!("cannot export to {}", args.out.display()))?;
     let weights = args.out.with_extension("safetensors");
-    let tmp = sesr::image_io::tmp_sibling(&weights);
-    model.save_safetensors(&tmp).with_context(|| format!("cannot write {}", weights.display()))?;
-    std::fs::rename(&tmp, &weights).with_context(|| format!("cannot write {}", weights.display()))?;
+    model.save_safetensors(&weights).with_context(|| format!("cannot write {}", weights.display()))?;
     let sidecar = json!({
         "format": "sesr-torchscript-v1",
         "contract": "forward(x: float32 [N,1,H,W], Y in [0,1]) -> float32 [N,1,sH,sW] in [0,1]",

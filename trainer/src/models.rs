@@ -63,14 +63,7 @@ impl Upscaler {
         let model = if path.is_dir() {
             load_checkpoint(path, Device::Cpu)?
         } else {
-            let side: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(path.with_extension("json"))
-                    .with_context(|| format!("{}: no sidecar", path.display()))?,
-            )?;
-            let cfg: sesr::SesrConfig = serde_json::from_value(side["config"].clone())?;
-            let w = path.with_extension("safetensors");
-            let bytes = std::fs::read(&w).with_context(|| format!("{}: no weights", w.display()))?;
-            CollapsedSesr::from_safetensors_bytes(cfg, &bytes)?
+            sesr::model::ExportedWeights::read(path).with_context(|| format!("{}", path.display()))?.model
         };
         let net = sesr::native::NativeSesr::with_precision(&model, precision).map_err(|e| anyhow::anyhow!(e))?;
         Ok(Upscaler::Native { net })
@@ -108,7 +101,7 @@ impl Upscaler {
                 let (w, h, s) = (lr.width, lr.height, net.scale());
                 let src: Vec<u8> = lr.data.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
                 let mut dst = vec![0u8; w * h * s * s];
-                let mut ws: Vec<_> = (0..2).map(|_| sesr::native::Workspace::new()).collect();
+                let mut ws: Vec<_> = (0..sesr::available_threads()).map(|_| sesr::native::Workspace::new()).collect();
                 net.upscale(&src, w, w, h, &mut dst, w * s, &mut ws);
                 Plane::from_vec(w * s, h * s, dst.iter().map(|&v| v as f32 / 255.0).collect())
             }

@@ -43,7 +43,7 @@ pub struct TrainArgs {
 }
 
 pub fn set_threads(threads: Option<usize>) {
-    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let n = threads.unwrap_or_else(sesr::available_threads);
     tch::set_num_threads(n as i32);
     tch::set_num_interop_threads(1);
 }

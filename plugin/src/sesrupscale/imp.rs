@@ -367,7 +367,7 @@ impl VideoFilterImpl for SesrUpscale {
         let (ocw, och) = (out_info.width().div_ceil(2) as usize, out_info.height().div_ceil(2) as usize);
         state.geometry = Some(Geometry {
             format: in_info.format(),
-            chroma: ChromaScaler::new(cw, ch, ocw, och, s as usize, siting, state.engine.threads().max(2)),
+            chroma: ChromaScaler::new(cw, ch, ocw, och, s as usize, siting, state.engine.threads()),
         });
         gst::info!(
             CAT,
