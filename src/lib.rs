@@ -8,21 +8,34 @@
 //! either: the model in both forms and the exact collapse between them ([`model`]), model
 //! hyper-parameters ([`config`]), colour conversion ([`color`]), MATLAB-compatible bicubic
 //! resampling ([`resize`]), metrics ([`metrics`]), image loading and the scoring protocol of SR
-//! papers ([`image_io`], [`protocol`]).
+//! papers ([`image_io`], [`protocol`]), and inference: the exported weights ([`weights`]), the
+//! native streaming kernel for every CPU ([`native`]), the backends and chroma scaler of the
+//! element ([`engine`]) on shared worker threads ([`pool`]).
+//!
+//! Cargo feature `torch` (default): libtorch, i.e. the trainable model ([`model`]), pruning and
+//! the libtorch backend. Without it the crate is plain Rust (the native backend, resampling,
+//! metrics) and builds for any target, aarch64 included.
 
 pub mod color;
 pub mod config;
+pub mod engine;
 pub mod image_io;
 pub mod metrics;
+#[cfg(feature = "torch")]
 pub mod model;
 pub mod native;
 pub mod plane;
+pub mod pool;
 pub mod protocol;
+#[cfg(feature = "torch")]
 pub mod prune;
 pub mod resize;
+#[cfg(feature = "torch")]
 pub mod tensor;
+pub mod weights;
 
 pub use config::{Preset, SesrConfig};
+#[cfg(feature = "torch")]
 pub use model::{CollapsedSesr, ExpandedSesr};
 pub use plane::{Plane, RgbPlanes};
 
@@ -37,6 +50,7 @@ pub enum Error {
     Image { path: String, reason: String },
     #[error("model: {0}")]
     Model(String),
+    #[cfg(feature = "torch")]
     #[error(transparent)]
     Torch(#[from] tch::TchError),
 }

@@ -368,6 +368,30 @@ impl CollapsedSesr {
         Ok(CollapsedSesr { cfg, input, blocks, output })
     }
 
+    /// The weights as plain float32 arrays (for the native kernel and the safetensors file).
+    pub fn to_weights(&self) -> Result<crate::weights::CollapsedWeights, Error> {
+        let named = self
+            .named_tensors()
+            .into_iter()
+            .map(|(n, t)| {
+                let shape = t.size().iter().map(|&d| d as usize).collect();
+                let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous().flatten(0, -1);
+                (n, shape, Vec::<f32>::try_from(&t).expect("a float tensor converts to Vec<f32>"))
+            })
+            .collect();
+        crate::weights::CollapsedWeights::from_named(self.cfg, named)
+    }
+
+    /// From plain float32 weights (CPU, float32).
+    pub fn from_weights(w: &crate::weights::CollapsedWeights) -> Self {
+        let named = w
+            .named()
+            .into_iter()
+            .map(|(n, s, d)| (n, Tensor::from_slice(d).reshape(s.iter().map(|&v| v as i64).collect::<Vec<_>>())))
+            .collect();
+        Self::from_named(w.cfg, named).expect("checked weights fit their config")
+    }
+
     /// Saves the weights as safetensors (temp file + rename, so a reader never sees half a file).
     pub fn save_safetensors(&self, path: &Path) -> Result<(), Error> {
         let named = self.named_tensors();
@@ -378,18 +402,7 @@ impl CollapsedSesr {
 
     /// As [`load_safetensors`](Self::load_safetensors), from the bytes of a float32 file.
     pub fn from_safetensors_bytes(cfg: SesrConfig, bytes: &[u8]) -> Result<Self, Error> {
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::Model(format!("weights: {e}")))?;
-        let mut named = Vec::new();
-        for (name, view) in st.tensors() {
-            if view.dtype() != safetensors::Dtype::F32 {
-                return Err(Error::Model(format!("tensor '{name}' is {:?}, expected F32", view.dtype())));
-            }
-            let data: Vec<f32> =
-                view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-            named.push((name, Tensor::from_slice(&data).reshape(shape)));
-        }
-        Self::from_named(cfg, named)
+        Ok(Self::from_weights(&crate::weights::CollapsedWeights::from_safetensors_bytes(cfg, bytes)?))
     }
 
     pub fn load_safetensors(cfg: SesrConfig, path: &Path) -> Result<Self, Error> {
@@ -435,52 +448,7 @@ impl CollapsedSesr {
     }
 }
 
-/// The float32 collapsed weights `trainer export` writes beside a TorchScript file `X.pt`
-/// (`X.safetensors`), rebuilt with the config of the sidecar `X.json`.
-#[derive(Debug)]
-pub struct ExportedWeights {
-    pub model: CollapsedSesr,
-    /// The precision the TorchScript file itself computes in (the weights are float32).
-    pub precision: Precision,
-}
-
-impl ExportedWeights {
-    /// From the sidecar's text and the weights file's bytes.
-    pub fn from_bytes(sidecar: &str, weights: &[u8]) -> Result<Self, Error> {
-        let v: serde_json::Value = serde_json::from_str(sidecar).map_err(|e| Error::Model(format!("sidecar: {e}")))?;
-        let cfg: SesrConfig =
-            serde_json::from_value(v["config"].clone()).map_err(|e| Error::Model(format!("sidecar config: {e}")))?;
-        let precision = match v.get("precision") {
-            Some(p) => {
-                serde_json::from_value(p.clone()).map_err(|e| Error::Model(format!("sidecar precision: {e}")))?
-            }
-            None => Precision::Fp32,
-        };
-        Ok(ExportedWeights { model: CollapsedSesr::from_safetensors_bytes(cfg, weights)?, precision })
-    }
-
-    /// The weights beside `pt`.
-    pub fn read(pt: &Path) -> Result<Self, Error> {
-        let read = |f: std::path::PathBuf| {
-            std::fs::read(&f).map_err(|e| Error::Model(format!("no weights for it: {}: {e}", f.display())))
-        };
-        let (sidecar, weights) = (read(pt.with_extension("json"))?, read(pt.with_extension("safetensors"))?);
-        let sidecar = String::from_utf8(sidecar).map_err(|_| Error::Model("sidecar: not UTF-8".into()))?;
-        Self::from_bytes(&sidecar, &weights)
-    }
-}
-
-/// Arithmetic precision of an exported model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// float32 (the default).
-    Fp32,
-    /// bfloat16: fast on CPUs with AVX512-BF16 or AMX.
-    Bf16,
-    /// float16: for CUDA.
-    Fp16,
-}
+pub use crate::weights::{ExportedWeights, Precision};
 
 impl Precision {
     pub fn kind(self) -> Kind {
@@ -488,18 +456,6 @@ impl Precision {
             Precision::Fp32 => Kind::Float,
             Precision::Bf16 => Kind::BFloat16,
             Precision::Fp16 => Kind::Half,
-        }
-    }
-}
-
-impl std::str::FromStr for Precision {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "fp32" | "float32" => Ok(Precision::Fp32),
-            "bf16" | "bfloat16" => Ok(Precision::Bf16),
-            "fp16" | "float16" | "half" => Ok(Precision::Fp16),
-            _ => Err(Error::Config(format!("unknown precision '{s}' (expected fp32, bf16 or fp16)"))),
         }
     }
 }

@@ -1,9 +1,11 @@
-//! The native AVX-512 kernel computes the collapsed network: its 8-bit output matches libtorch's
-//! forward of the same model, and does not depend on how the frame is cut into tiles and threads.
+//! The native kernel computes the collapsed network: every variant's 8-bit output matches
+//! libtorch's forward of the same model, and does not depend on how the frame is cut into
+//! tiles and threads. Variants this CPU cannot run are reported as skipped.
 
 use sesr::metrics::byte_diff;
-use sesr::model::Precision;
-use sesr::native::{cpu_supported, cpu_supports_bf16, NativeSesr, Workspace};
+use sesr::native::{cpu_supports_bf16, Isa, NativeSesr, Workspace};
+use sesr::pool::Pool;
+use sesr::weights::{CollapsedWeights, Precision};
 use sesr::{CollapsedSesr, Preset, SesrConfig};
 use tch::{Kind, Tensor};
 
@@ -13,6 +15,10 @@ mod common;
 fn random_collapsed(cfg: SesrConfig, seed: i64) -> CollapsedSesr {
     let _g = common::rng_lock();
     common::random_model(cfg, seed).1.collapse_detached()
+}
+
+fn weights(model: &CollapsedSesr) -> CollapsedWeights {
+    model.to_weights().unwrap()
 }
 
 /// A test picture: gradients, an edge and pseudo-random texture, every value 0..=255 likely.
@@ -45,23 +51,26 @@ fn native(net: &NativeSesr, src: &[u8], w: usize, h: usize, threads: usize) -> V
     let dst_stride = w * s + 5;
     let mut dst = vec![0u8; dst_stride * h * s];
     let mut ws: Vec<Workspace> = (0..threads).map(|_| Workspace::new()).collect();
-    net.upscale(src, w, w, h, &mut dst, dst_stride, &mut ws);
+    net.upscale(src, w, w, h, &mut dst, dst_stride, &mut ws, &Pool::shared(threads).unwrap());
     dst.chunks(dst_stride).flat_map(|r| r[..w * s].to_vec()).collect()
 }
 
-fn skip() -> bool {
-    if !cpu_supported() {
-        eprintln!("no AVX-512F on this CPU: the native kernel is not used here, nothing to test");
-        return true;
-    }
-    false
+/// The variants this CPU runs; the others are reported as skipped.
+fn variants(test: &str) -> Vec<Isa> {
+    Isa::ALL
+        .into_iter()
+        .filter(|isa| {
+            let ok = isa.available();
+            if !ok {
+                eprintln!("{test}: SKIPPED for the {isa} kernel (this CPU lacks it)");
+            }
+            ok
+        })
+        .collect()
 }
 
 #[test]
-fn native_matches_libtorch_for_presets_scales_widths_and_sizes() {
-    if skip() {
-        return;
-    }
+fn every_variant_matches_libtorch_for_presets_scales_widths_and_sizes() {
     let cfgs = [
         Preset::M3.config(2),
         Preset::M5.config(2),
@@ -73,66 +82,108 @@ fn native_matches_libtorch_for_presets_scales_widths_and_sizes() {
         SesrConfig::new(1, 8, 16, 2).unwrap(),
     ];
     let sizes = [(1, 1), (7, 3), (70, 17), (130, 64), (1100, 40)];
-    for (i, cfg) in cfgs.into_iter().enumerate() {
-        let model = random_collapsed(cfg, 11 + i as i64);
-        let net = NativeSesr::new(&model).unwrap();
-        assert_eq!(net.radius(), cfg.m + 4);
-        for (w, h) in sizes {
-            let src = picture(w, h, (w * h) as u32);
-            let want = reference(&model, &src, w, h);
-            let got = native(&net, &src, w, h, 2);
-            let (worst, diff) = byte_diff(&got, &want);
-            // Different summation order: only values on a rounding boundary may differ, by one.
-            assert!(worst <= 1, "{cfg:?} {w}x{h}: differs by up to {worst}");
-            assert!(diff * 200 <= want.len().max(200), "{cfg:?} {w}x{h}: {diff} of {} values differ", want.len());
-            // And the output is not trivially flat.
-            let (lo, hi) = (want.iter().min().unwrap(), want.iter().max().unwrap());
-            assert!(w * h < 100 || hi - lo > 50, "{cfg:?} {w}x{h}: flat output {lo}..{hi}");
+    for isa in variants("matches libtorch") {
+        for (i, cfg) in cfgs.into_iter().enumerate() {
+            let model = random_collapsed(cfg, 11 + i as i64);
+            let net = NativeSesr::with_options(&weights(&model), Precision::Fp32, isa).unwrap();
+            assert_eq!((net.radius(), net.isa()), (cfg.m + 4, isa));
+            for (w, h) in sizes {
+                let src = picture(w, h, (w * h) as u32);
+                let want = reference(&model, &src, w, h);
+                let got = native(&net, &src, w, h, 2);
+                let (worst, diff) = byte_diff(&got, &want);
+                // Different summation order: only values on a rounding boundary may differ, by one.
+                assert!(worst <= 1, "{isa} {cfg:?} {w}x{h}: differs by up to {worst}");
+                assert!(
+                    diff * 200 <= want.len().max(200),
+                    "{isa} {cfg:?} {w}x{h}: {diff} of {} values differ",
+                    want.len()
+                );
+                // And the output is not trivially flat.
+                let (lo, hi) = (want.iter().min().unwrap(), want.iter().max().unwrap());
+                assert!(w * h < 100 || hi - lo > 50, "{cfg:?} {w}x{h}: flat output {lo}..{hi}");
+            }
         }
+        eprintln!("matches libtorch: {isa} kernel tested");
     }
 }
 
 #[test]
-fn native_output_does_not_depend_on_tiles_or_threads() {
-    if skip() {
-        return;
-    }
+fn output_does_not_depend_on_tiles_or_threads() {
     let model = random_collapsed(Preset::M5.config(2), 5);
-    let net = NativeSesr::new(&model).unwrap();
-    // Wide enough for several column tiles, tall enough for several row bands.
-    let (w, h) = (1500, 120);
-    let src = picture(w, h, 9);
-    let one = native(&net, &src, w, h, 1);
-    for threads in [2, 3, 5] {
-        assert!(one == native(&net, &src, w, h, threads), "{threads} threads: output differs from one thread");
+    for isa in variants("tiles and threads") {
+        let net = NativeSesr::with_options(&weights(&model), Precision::Fp32, isa).unwrap();
+        // Wide enough for several column tiles, tall enough for several row bands.
+        let (w, h) = (1500, 120);
+        assert!(w > 2 * net.tile_width());
+        let src = picture(w, h, 9);
+        let one = native(&net, &src, w, h, 1);
+        for threads in [2, 3, 5] {
+            assert!(
+                one == native(&net, &src, w, h, threads),
+                "{isa}, {threads} threads: output differs from one thread"
+            );
+        }
+        // Buffers reused across frames of different sizes give the same answer as fresh ones.
+        let mut ws = vec![Workspace::new(), Workspace::new()];
+        let pool = Pool::shared(2).unwrap();
+        for (w2, h2) in [(1500, 120), (33, 9), (1500, 120)] {
+            let src2 = picture(w2, h2, 9);
+            let mut dst = vec![0u8; w2 * 2 * h2 * 2];
+            net.upscale(&src2, w2, w2, h2, &mut dst, w2 * 2, &mut ws, &pool);
+            assert!(dst == native(&net, &src2, w2, h2, 1), "{isa} {w2}x{h2} with reused workspaces");
+        }
+        eprintln!("tiles and threads: {isa} kernel tested");
     }
-    // Buffers reused across frames of different sizes give the same answer as fresh ones.
-    let mut ws = vec![Workspace::new(), Workspace::new()];
-    for (w2, h2) in [(1500, 120), (33, 9), (1500, 120)] {
-        let src2 = picture(w2, h2, 9);
-        let mut dst = vec![0u8; w2 * 2 * h2 * 2];
-        net.upscale(&src2, w2, w2, h2, &mut dst, w2 * 2, &mut ws);
-        assert!(dst == native(&net, &src2, w2, h2, 1), "{w2}x{h2} with reused workspaces");
+}
+
+#[test]
+fn variants_agree_with_each_other() {
+    let model = random_collapsed(Preset::M3.config(4), 8);
+    let (w, h) = (333, 50);
+    let src = picture(w, h, 4);
+    let outs: Vec<(Isa, Vec<u8>)> = variants("variants agree")
+        .into_iter()
+        .map(|isa| {
+            (isa, native(&NativeSesr::with_options(&weights(&model), Precision::Fp32, isa).unwrap(), &src, w, h, 2))
+        })
+        .collect();
+    for (isa, out) in &outs[1..] {
+        let (worst, diff) = byte_diff(out, &outs[0].1);
+        assert!(worst <= 1 && diff * 200 <= out.len(), "{isa} vs {}: {diff} differ by up to {worst}", outs[0].0);
     }
+}
+
+#[test]
+fn forcing_a_variant() {
+    let w = weights(&random_collapsed(Preset::M3.config(2), 2));
+    for isa in Isa::ALL {
+        let r = NativeSesr::with_options(&w, Precision::Fp32, isa);
+        assert_eq!(r.is_ok(), isa.available(), "{isa}: {:?}", r.err());
+        assert_eq!(isa.name().parse::<Isa>().unwrap(), isa);
+    }
+    assert!("sse9".parse::<Isa>().unwrap_err().contains("avx512, avx2 or portable"));
+    // Without SESR_NATIVE_ISA the best variant of the CPU is picked; the portable one always runs.
+    assert!(Isa::best().available() && Isa::Portable.available());
 }
 
 #[test]
 fn native_refuses_widths_it_cannot_vectorise() {
     let model = random_collapsed(SesrConfig::new(3, 6, 16, 2).unwrap(), 1);
-    let err = NativeSesr::new(&model).unwrap_err();
-    assert!(err.contains("multiple of 4") || err.contains("AVX-512"), "{err}");
+    let err = NativeSesr::new(&weights(&model)).unwrap_err();
+    assert!(err.contains("multiple of 4"), "{err}");
 }
 
 #[test]
 fn bf16_stays_close_to_float32() {
     if !cpu_supports_bf16() {
-        eprintln!("no AVX512-BF16 on this CPU: nothing to test");
+        eprintln!("bf16: SKIPPED (no AVX512-BF16 on this CPU)");
         return;
     }
     let cfgs = [Preset::M5.config(2), Preset::M3.config(4), SesrConfig::new(3, 12, 64, 2).unwrap()];
     for (i, cfg) in cfgs.into_iter().enumerate() {
         let model = random_collapsed(cfg, 21 + i as i64);
-        let net = NativeSesr::with_precision(&model, Precision::Bf16).unwrap();
+        let net = NativeSesr::with_options(&weights(&model), Precision::Bf16, Isa::Avx512).unwrap();
         assert_eq!(net.precision(), Precision::Bf16);
         // 1100 wide: several column tiles.
         for (w, h) in [(5, 3), (200, 50), (1100, 30)] {

@@ -29,8 +29,8 @@ fn model_path(name: &str) -> String {
 
 /// The model's float32 weights for the native kernel (`X.safetensors` + `X.json` beside `X.pt`).
 fn native_model(name: &str, precision: sesr::model::Precision) -> sesr::native::NativeSesr {
-    let exported = sesr::model::ExportedWeights::read(std::path::Path::new(&model_path(name))).unwrap();
-    sesr::native::NativeSesr::with_precision(&exported.model, precision).unwrap()
+    let exported = sesr::weights::ExportedWeights::read(std::path::Path::new(&model_path(name)), false).unwrap();
+    sesr::native::NativeSesr::with_precision(&exported.weights, precision).unwrap()
 }
 
 /// Median fps of the native kernel alone on a `w`×`h` luma plane.
@@ -41,12 +41,12 @@ fn native_fps(name: &str, w: usize, h: usize, frames: usize, threads: usize, pre
     let net = native_model(name, precision);
     let src: Vec<u8> = (0..w * h).map(|i| ((i * 7) % 251) as u8).collect();
     let mut dst = vec![0u8; w * h * 4];
-    let threads = if threads == 0 { sesr::available_threads() } else { threads };
-    let mut ws: Vec<_> = (0..threads).map(|_| sesr::native::Workspace::new()).collect();
+    let pool = sesr::pool::Pool::shared(threads).unwrap();
+    let mut ws: Vec<_> = (0..pool.threads()).map(|_| sesr::native::Workspace::new()).collect();
     let mut times = Vec::new();
     for i in 0..frames {
         let t0 = Instant::now();
-        net.upscale(&src, w, w, h, &mut dst, 2 * w, &mut ws);
+        net.upscale(&src, w, w, h, &mut dst, 2 * w, &mut ws, &pool);
         if i >= 1 {
             times.push(t0.elapsed().as_secs_f64());
         }

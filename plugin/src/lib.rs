@@ -10,7 +10,6 @@
 use gst::glib;
 
 pub mod caps;
-pub mod engine;
 mod sesrupscale;
 
 pub use sesrupscale::SesrUpscale;

@@ -23,6 +23,10 @@ pub struct ExportArgs {
     pub precision: sesr::model::Precision,
 }
 
+fn digest(path: &std::path::Path) -> Result<String> {
+    Ok(sesr::weights::sha256_hex(&std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?))
+}
+
 pub fn run(args: ExportArgs) -> Result<()> {
     let dir = checkpoint::resolve_best(&args.checkpoint);
     let model = load_checkpoint(&dir, Device::Cpu)?;
@@ -51,9 +55,14 @@ pub fn run(args: ExportArgs) -> Result<()> {
         "training_images": state.as_ref().map(|s| s.train_images),
         "checkpoint": dir.display().to_string(),
         "weights": weights.file_name().map(|n| n.to_string_lossy().into_owned()),
+        // What the native backend needs to trust the weights without running libtorch.
+        "pt_sha256": digest(&args.out)?,
+        "weights_sha256": digest(&weights)?,
     });
     let side = args.out.with_extension("json");
-    std::fs::write(&side, serde_json::to_string_pretty(&sidecar)?)?;
+    let tmp = sesr::image_io::tmp_sibling(&side);
+    std::fs::write(&tmp, serde_json::to_string_pretty(&sidecar)?)?;
+    std::fs::rename(&tmp, &side).with_context(|| format!("cannot write {}", side.display()))?;
     println!(
         "exported {} ({} collapsed weights), {} and {}",
         args.out.display(),

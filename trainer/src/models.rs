@@ -60,12 +60,12 @@ impl Upscaler {
     /// The model at `path` (checkpoint folder, or exported `.pt` with its `.safetensors` and
     /// `.json` beside it) in the native kernel at `precision`.
     pub fn load_native(path: &Path, precision: sesr::model::Precision) -> Result<Self> {
-        let model = if path.is_dir() {
-            load_checkpoint(path, Device::Cpu)?
+        let weights = if path.is_dir() {
+            load_checkpoint(path, Device::Cpu)?.to_weights()?
         } else {
-            sesr::model::ExportedWeights::read(path).with_context(|| format!("{}", path.display()))?.model
+            sesr::weights::ExportedWeights::read(path, false).with_context(|| format!("{}", path.display()))?.weights
         };
-        let net = sesr::native::NativeSesr::with_precision(&model, precision).map_err(|e| anyhow::anyhow!(e))?;
+        let net = sesr::native::NativeSesr::with_precision(&weights, precision).map_err(|e| anyhow::anyhow!(e))?;
         Ok(Upscaler::Native { net })
     }
 
@@ -82,7 +82,7 @@ impl Upscaler {
             Upscaler::Script { scale, .. } => format!("TorchScript x{scale}"),
             Upscaler::Net { model, .. } => format!("checkpoint {:?}", model.cfg),
             Upscaler::Bicubic { scale } => format!("bicubic x{scale}"),
-            Upscaler::Native { net } => format!("native {:?} x{}", net.precision(), net.scale()),
+            Upscaler::Native { net } => format!("native {} {:?} x{}", net.isa(), net.precision(), net.scale()),
         }
     }
 
@@ -101,8 +101,9 @@ impl Upscaler {
                 let (w, h, s) = (lr.width, lr.height, net.scale());
                 let src: Vec<u8> = lr.data.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
                 let mut dst = vec![0u8; w * h * s * s];
-                let mut ws: Vec<_> = (0..sesr::available_threads()).map(|_| sesr::native::Workspace::new()).collect();
-                net.upscale(&src, w, w, h, &mut dst, w * s, &mut ws);
+                let pool = sesr::pool::Pool::shared(0).map_err(anyhow::Error::msg)?;
+                let mut ws: Vec<_> = (0..pool.threads()).map(|_| sesr::native::Workspace::new()).collect();
+                net.upscale(&src, w, w, h, &mut dst, w * s, &mut ws, &pool);
                 Plane::from_vec(w * s, h * s, dst.iter().map(|&v| v as f32 / 255.0).collect())
             }
         })

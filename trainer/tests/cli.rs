@@ -122,7 +122,7 @@ fn train_resume_export_eval_upscale() {
     // The float32 weights beside the .pt run in the element's native kernel: the same model,
     // only the 8-bit Y input of the element differs from the protocol's float Y.
     assert!(d.join("m3.safetensors").is_file());
-    if sesr::native::cpu_supported() {
+    {
         let o = trainer(&["eval", data_s, "--model", pt.to_str().unwrap(), "--json", "--native", "fp32"]);
         assert!(o.status.success(), "{}", text(&o));
         let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -130,6 +130,11 @@ fn train_resume_export_eval_upscale() {
         assert!((native - psnr).abs() < 0.3, "native {native} vs libtorch {psnr}");
         let o = trainer(&["eval", data_s, "--model", npt.to_str().unwrap(), "--native", "fp32"]);
         assert!(o.status.success(), "f = 12 runs natively too: {}", text(&o));
+        // The export's sidecar records the digests the element trusts the weights by.
+        let side: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("m3.json")).unwrap()).unwrap();
+        let digest = side["pt_sha256"].as_str().unwrap();
+        assert_eq!(digest, sesr::weights::sha256_hex(&std::fs::read(&pt).unwrap()));
     }
 
     // Upscale one image.

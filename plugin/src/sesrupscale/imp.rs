@@ -1,11 +1,11 @@
 use crate::caps::{map_caps, Way};
-use crate::engine::{ChromaScaler, ChromaSiting, Engine};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
+use sesr::engine::{ChromaScaler, ChromaSiting, Device, Engine};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
@@ -58,6 +58,8 @@ pub struct SesrUpscale {
     scale: AtomicU32,
     /// The backend of the running model ("" until started).
     active_backend: Mutex<&'static str>,
+    /// The native kernel variant of the running model ("" until started or with libtorch).
+    active_isa: Mutex<&'static str>,
     /// A model loaded before `start()` to learn its scale for caps queries, with the settings
     /// it was loaded with: `start()` takes it instead of loading the same file again.
     preloaded: Mutex<Option<(Settings, Engine)>>,
@@ -71,11 +73,8 @@ impl SesrUpscale {
     /// Loads the model of the current settings.
     fn load_engine(&self) -> Result<Engine, gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
-        let device = sesr::tensor::parse_device(&settings.device)
+        let device = Device::parse(&settings.device)
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["Invalid device: {}", e]))?;
-        if settings.num_threads > 0 {
-            tch::set_num_threads(settings.num_threads as i32);
-        }
         let location = (!settings.model_location.is_empty()).then(|| PathBuf::from(&settings.model_location));
         let engine = Engine::load(
             location.as_deref(),
@@ -94,8 +93,21 @@ impl SesrUpscale {
             device,
             engine.backend_name()
         );
-        if let Some(why) = &engine.fallback_reason {
-            gst::info!(CAT, imp = self, "libtorch backend: {}", why);
+        match (engine.isa(), &engine.fallback_reason) {
+            (Some(isa), _) => gst::info!(
+                CAT,
+                imp = self,
+                "native kernel: {} on {} threads; weights trusted: {}",
+                isa,
+                engine.threads(),
+                engine.trust.unwrap_or("")
+            ),
+            (None, Some(why)) => gst::info!(CAT, imp = self, "libtorch backend: {}", why),
+            (None, None) => {}
+        }
+        if engine.backend_name() == "libtorch" && settings.num_threads > 0 {
+            // libtorch's intra-op threads are process-wide.
+            tch::set_num_threads(settings.num_threads as i32);
         }
         if self.scale.swap(engine.scale as u32, Ordering::SeqCst) != engine.scale as u32 {
             self.obj().notify("scale");
@@ -171,7 +183,7 @@ impl ObjectImpl for SesrUpscale {
                     .build(),
                 glib::ParamSpecEnum::builder::<super::SesrBackend>("backend")
                     .nick("Backend")
-                    .blurb("What runs the model: auto, native (AVX-512 CPU kernel) or libtorch")
+                    .blurb("What runs the model: auto, native (the project's CPU kernel) or libtorch")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder::<super::SesrPrecision>("precision")
@@ -195,6 +207,11 @@ impl ObjectImpl for SesrUpscale {
                 glib::ParamSpecString::builder("active-backend")
                     .nick("Active backend")
                     .blurb("The backend running the model: native or libtorch (empty until started)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecString::builder("active-isa")
+                    .nick("Active kernel variant")
+                    .blurb("The native kernel's instruction set: avx512, avx2 or portable (detected at run time; SESR_NATIVE_ISA forces one); empty with libtorch or until started")
                     .read_only()
                     .build(),
                 glib::ParamSpecUInt::builder("scale")
@@ -236,6 +253,7 @@ impl ObjectImpl for SesrUpscale {
             "precision" => settings.precision.to_value(),
             "num-threads" => settings.num_threads.to_value(),
             "active-backend" => lock(&self.active_backend).to_value(),
+            "active-isa" => lock(&self.active_isa).to_value(),
             "stripe-rows" => settings.stripe_rows.to_value(),
             "scale" => self.scale.load(Ordering::SeqCst).to_value(),
             _ => unimplemented!(),
@@ -257,7 +275,7 @@ impl ElementImpl for SesrUpscale {
             gst::subclass::ElementMetadata::new(
                 "SESR super-resolution upscaler",
                 "Filter/Converter/Video/Scaler",
-                "Upscales NV12/I420 video x2 or x4: luma with a collapsed SESR network (native AVX-512 or libtorch), chroma bicubic",
+                "Upscales NV12/I420 video x2 or x4: luma with a collapsed SESR network (native CPU kernel or libtorch), chroma bicubic",
                 "sesr developers",
             )
         });
@@ -290,6 +308,7 @@ impl BaseTransformImpl for SesrUpscale {
             _ => self.load_engine()?,
         };
         *lock(&self.active_backend) = engine.backend_name();
+        *lock(&self.active_isa) = engine.isa().map(|i| i.name()).unwrap_or("");
         *lock(&self.state) = Some(State { engine, geometry: None });
         Ok(())
     }
@@ -297,6 +316,7 @@ impl BaseTransformImpl for SesrUpscale {
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *lock(&self.state) = None;
         *lock(&self.active_backend) = "";
+        *lock(&self.active_isa) = "";
         Ok(())
     }
 
@@ -367,7 +387,7 @@ impl VideoFilterImpl for SesrUpscale {
         let (ocw, och) = (out_info.width().div_ceil(2) as usize, out_info.height().div_ceil(2) as usize);
         state.geometry = Some(Geometry {
             format: in_info.format(),
-            chroma: ChromaScaler::new(cw, ch, ocw, och, s as usize, siting, state.engine.threads()),
+            chroma: ChromaScaler::new(cw, ch, ocw, och, s as usize, siting, state.engine.pool().clone()),
         });
         gst::info!(
             CAT,

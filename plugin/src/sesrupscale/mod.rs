@@ -33,11 +33,14 @@ mod imp;
 pub enum SesrBackend {
     #[default]
     #[enum_value(
-        name = "Auto: native on AVX-512 CPUs when the model's weights are available, else libtorch",
+        name = "Auto: native when the model's weights are beside it (and the device is the CPU), else libtorch",
         nick = "auto"
     )]
     Auto = 0,
-    #[enum_value(name = "Native: AVX-512 row-streaming kernel (CPU)", nick = "native")]
+    #[enum_value(
+        name = "Native: the row-streaming CPU kernel (AVX-512, AVX2+FMA or portable, picked at run time)",
+        nick = "native"
+    )]
     Native = 1,
     #[enum_value(name = "libtorch: the TorchScript model (CPU or CUDA)", nick = "libtorch")]
     Libtorch = 2,
@@ -55,21 +58,21 @@ pub enum SesrPrecision {
     Bf16 = 1,
 }
 
-impl From<SesrPrecision> for sesr::model::Precision {
+impl From<SesrPrecision> for sesr::weights::Precision {
     fn from(p: SesrPrecision) -> Self {
         match p {
-            SesrPrecision::Fp32 => sesr::model::Precision::Fp32,
-            SesrPrecision::Bf16 => sesr::model::Precision::Bf16,
+            SesrPrecision::Fp32 => sesr::weights::Precision::Fp32,
+            SesrPrecision::Bf16 => sesr::weights::Precision::Bf16,
         }
     }
 }
 
-impl From<SesrBackend> for crate::engine::Backend {
+impl From<SesrBackend> for sesr::engine::Backend {
     fn from(b: SesrBackend) -> Self {
         match b {
-            SesrBackend::Auto => crate::engine::Backend::Auto,
-            SesrBackend::Native => crate::engine::Backend::Native,
-            SesrBackend::Libtorch => crate::engine::Backend::Libtorch,
+            SesrBackend::Auto => sesr::engine::Backend::Auto,
+            SesrBackend::Native => sesr::engine::Backend::Native,
+            SesrBackend::Libtorch => sesr::engine::Backend::Libtorch,
         }
     }
 }

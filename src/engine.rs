@@ -1,26 +1,31 @@
 //! The element's work, free of GStreamer: the SESR model on a luma plane, and the bicubic
-//! chroma upscaler that respects chroma siting.
+//! chroma upscaler that respects chroma siting. Shared by `sesrupscale`, `trainer eval/upscale`
+//! and the benches.
 //!
-//! Two backends run the model. *libtorch* runs the TorchScript file on any device, in stripes
-//! with the receptive-field halo. *native* (CPU with AVX-512F) streams rows through all layers
-//! at once ([`sesr::native`]); it needs the model's float32 weights, which `trainer export`
-//! writes beside the TorchScript file (`X.safetensors` + `X.json`), and it is checked against the
-//! TorchScript module on a probe frame at load time, so a stale or foreign weights file is
-//! refused rather than silently used.
+//! Two backends run the model. *native* streams rows through all layers at once
+//! ([`crate::native`], a kernel for every CPU) from the model's float32 weights, which
+//! `trainer export` writes beside the TorchScript file (`X.safetensors` + `X.json`). *libtorch*
+//! (cargo feature `torch`) runs the TorchScript file on any device, in stripes with the
+//! receptive-field halo.
+//!
+//! The native backend never runs libtorch when the sidecar's SHA-256 digests show that the
+//! TorchScript file and the weights are the pair `trainer export` wrote (and the embedded default
+//! model is trusted as built). Weights without digests, or files changed since export, are
+//! checked against the TorchScript module on a probe frame, so a stale or foreign weights file
+//! is refused rather than silently used.
 
-use sesr::metrics::byte_diff;
-use sesr::model::{ExportedWeights, Precision};
-use sesr::native::{NativeSesr, Workspace};
-use sesr::resize::{resize_u8, resize_u8_rows, Contributions, U8Layout};
-use std::io::Cursor;
+use crate::native::{Isa, NativeSesr, Workspace};
+use crate::pool::Pool;
+use crate::resize::{resize_u8, resize_u8_rows, Contributions, U8Layout};
+use crate::weights::{ExportedWeights, Precision};
 use std::path::Path;
-use tch::{CModule, Device, Kind, Tensor};
 
-/// The default model compiled into the plugin: collapsed SESR-M5 ×2 (see `models/`).
-pub static DEFAULT_MODEL: &[u8] = include_bytes!("../../models/sesr_m5_x2.pt");
+/// The default model compiled in: collapsed SESR-M5 ×2 (see `models/`).
+#[cfg(feature = "torch")]
+pub static DEFAULT_MODEL: &[u8] = include_bytes!("../models/sesr_m5_x2.pt");
 /// Its float32 weights and sidecar, for the native backend.
-static DEFAULT_WEIGHTS: &[u8] = include_bytes!("../../models/sesr_m5_x2.safetensors");
-static DEFAULT_SIDECAR: &str = include_str!("../../models/sesr_m5_x2.json");
+static DEFAULT_WEIGHTS: &[u8] = include_bytes!("../models/sesr_m5_x2.safetensors");
+static DEFAULT_SIDECAR: &str = include_str!("../models/sesr_m5_x2.json");
 
 /// Which implementation runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +37,46 @@ pub enum Backend {
     Native,
 }
 
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda(usize),
+}
+
+impl Device {
+    /// `auto` (CUDA when libtorch sees a GPU), `cpu`, `cuda`, `cuda:N`.
+    pub fn parse(s: &str) -> Result<Device, String> {
+        #[cfg(feature = "torch")]
+        {
+            match crate::tensor::parse_device(s).map_err(|e| e.to_string())? {
+                tch::Device::Cuda(i) => Ok(Device::Cuda(i)),
+                _ => Ok(Device::Cpu),
+            }
+        }
+        #[cfg(not(feature = "torch"))]
+        {
+            match s.trim().to_ascii_lowercase().as_str() {
+                "auto" | "cpu" => Ok(Device::Cpu),
+                d if d.starts_with("cuda") || d == "gpu" => {
+                    Err(format!("device '{s}': built without libtorch (cargo feature `torch`), CPU only"))
+                }
+                _ => Err(format!("unknown device '{s}' (expected auto, cpu, cuda or cuda:N)")),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "torch")]
+impl From<Device> for tch::Device {
+    fn from(d: Device) -> tch::Device {
+        match d {
+            Device::Cpu => tch::Device::Cpu,
+            Device::Cuda(i) => tch::Device::Cuda(i),
+        }
+    }
+}
+
 /// A loaded super-resolution model with its buffers, reused across frames.
 pub struct Engine {
     pub scale: usize,
@@ -41,20 +86,19 @@ pub struct Engine {
     pub stripe_rows: usize,
     /// Why `Auto` chose libtorch, when it did.
     pub fallback_reason: Option<String>,
+    /// How the native backend came to trust its weights (`None` for libtorch).
+    pub trust: Option<&'static str>,
+    pool: Pool,
     runner: Runner,
 }
 
 enum Runner {
+    #[cfg(feature = "torch")]
     Torch(TorchRunner),
-    Native { net: NativeSesr, workspaces: Vec<Workspace> },
-}
-
-struct TorchRunner {
-    module: CModule,
-    /// Receptive-field radius in input pixels, measured at load time: how many rows of context
-    /// a stripe needs above and below for its output to equal the whole frame's.
-    halo: usize,
-    input: Vec<f32>,
+    Native {
+        net: NativeSesr,
+        workspaces: Vec<Workspace>,
+    },
 }
 
 /// Input pixels per stripe in automatic mode (~68 rows of 1080p): small enough for the
@@ -63,14 +107,39 @@ struct TorchRunner {
 /// 4K and 8K input.
 pub const AUTO_STRIPE_PIXELS: usize = 1 << 17;
 
+/// What [`Engine::load`] is asked to load.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions<'a> {
+    /// TorchScript file (`X.pt`, weights beside it); `None`: the embedded default.
+    pub location: Option<&'a Path>,
+    pub device: Device,
+    pub backend: Backend,
+    /// Worker threads (0: all cores); engines asking for the same count share one pool.
+    pub threads: usize,
+    /// The native backend's arithmetic (fp32, or bf16 on CPUs with AVX512-BF16); libtorch
+    /// runs a model in the precision it was exported in.
+    pub precision: Precision,
+    /// The native kernel variant (`None`: [`Isa::selected`]).
+    pub isa: Option<Isa>,
+}
+
+impl Default for EngineOptions<'_> {
+    fn default() -> Self {
+        EngineOptions {
+            location: None,
+            device: Device::Cpu,
+            backend: Backend::Auto,
+            threads: 0,
+            precision: Precision::Fp32,
+            isa: None,
+        }
+    }
+}
+
 impl Engine {
     /// Loads `location` (or the embedded default when `None`) on `device` and checks the model
     /// contract `[N,1,H,W] float -> [N,1,sH,sW] float`. `threads`: CPU threads of the native
     /// backend (0: all cores). Errors name the file and the reason.
-    ///
-    /// `precision` is the native backend's arithmetic (fp32, or bf16 on CPUs with
-    /// AVX512-BF16); libtorch runs a model in the precision it was exported in, so bf16 here
-    /// requires the native backend.
     pub fn load(
         location: Option<&Path>,
         device: Device,
@@ -78,58 +147,78 @@ impl Engine {
         threads: usize,
         precision: Precision,
     ) -> Result<Self, String> {
-        let name = location.map(|p| p.display().to_string()).unwrap_or_else(|| "embedded default model".into());
-        let module = match location {
-            Some(p) => {
-                if !p.is_file() {
-                    return Err(format!("model '{name}': no such file"));
-                }
-                CModule::load_on_device(p, device)
+        Self::load_with(&EngineOptions { location, device, backend, threads, precision, isa: None })
+    }
+
+    /// As [`load`](Self::load), with every option.
+    pub fn load_with(o: &EngineOptions) -> Result<Self, String> {
+        let name = o.location.map(|p| p.display().to_string()).unwrap_or_else(|| "embedded default model".into());
+        if let Some(p) = o.location {
+            if !p.is_file() {
+                return Err(format!("model '{name}': no such file"));
             }
-            None => CModule::load_data_on_device(&mut Cursor::new(DEFAULT_MODEL), device),
         }
-        .map_err(|e| format!("model '{name}': not a loadable TorchScript file: {}", first_line(&e.to_string())))?;
-        let scale = sesr::model::probe_torchscript_scale(&module, device)
-            .map_err(|e| format!("model '{name}': incompatible: {}", first_line(&e.to_string())))?;
-        if scale != 2 && scale != 4 {
-            return Err(format!("model '{name}': scale {scale} is not supported (2 or 4)"));
+        if o.precision != Precision::Fp32 && o.backend == Backend::Libtorch {
+            return Err(format!(
+                "precision {:?} is a native-backend setting; for libtorch, export the model with \
+                 `trainer export --precision`",
+                o.precision
+            ));
         }
-        let native = match backend {
-            _ if precision != Precision::Fp32 && backend == Backend::Libtorch => {
-                return Err(format!(
-                    "precision {precision:?} is a native-backend setting; for libtorch, export the model with \
-                     `trainer export --precision`"
-                ))
-            }
+        let pool = Pool::shared(o.threads)?;
+        // The native network and whether its weights are known to be the model's own.
+        let native: Result<(NativeSesr, bool), String> = match o.backend {
             Backend::Libtorch => Err("libtorch backend requested".to_string()),
-            _ if device != Device::Cpu => Err(format!("the native backend runs on the CPU, not {device:?}")),
-            _ => native_model(location, precision).and_then(|net| {
-                verify(&net, &module, scale)?;
-                Ok(net)
-            }),
+            _ if o.device != Device::Cpu => Err(format!("the native backend runs on the CPU, not {:?}", o.device)),
+            _ => native_model(o).map_err(|e| e.to_string()),
         };
-        let (runner, fallback_reason) = match (native, backend) {
-            (Ok(net), _) => {
-                let threads = if threads == 0 { sesr::available_threads() } else { threads };
-                (Runner::Native { net, workspaces: (0..threads).map(|_| Workspace::new()).collect() }, None)
-            }
-            (Err(why), Backend::Native) => return Err(format!("model '{name}': native backend unavailable: {why}")),
-            (Err(why), _) if precision != Precision::Fp32 => {
-                return Err(format!("model '{name}': precision {precision:?} needs the native backend: {why}"))
-            }
-            (Err(why), _) => {
-                let halo = receptive_radius(&module, device, scale)
-                    .map_err(|e| format!("model '{name}': incompatible: {}", first_line(&e.to_string())))?;
-                let why = (backend == Backend::Auto).then_some(why);
-                (Runner::Torch(TorchRunner { module, halo, input: Vec::new() }), why)
+        let native_runner = |net: NativeSesr, trust: &'static str, pool: Pool| {
+            let workspaces = (0..pool.threads()).map(|_| Workspace::new()).collect();
+            Engine {
+                scale: net.scale(),
+                device: o.device,
+                stripe_rows: 0,
+                fallback_reason: None,
+                trust: Some(trust),
+                pool,
+                runner: Runner::Native { net, workspaces },
             }
         };
-        Ok(Engine { scale, device, stripe_rows: 0, fallback_reason, runner })
+        let native = match native {
+            Ok((net, true)) => {
+                let trust = if o.location.is_none() { "embedded" } else { "digests" };
+                return Ok(native_runner(net, trust, pool));
+            }
+            Ok((net, false)) => Ok(net),
+            Err(e) => Err(e),
+        };
+        #[cfg(feature = "torch")]
+        {
+            torch_load(o, &name, native, pool, native_runner)
+        }
+        #[cfg(not(feature = "torch"))]
+        {
+            let why = match native {
+                Ok(_) => {
+                    "its weights carry no digests of the TorchScript file (re-export them with `trainer export`), \
+                          and this build has no libtorch to check them"
+                        .to_string()
+                }
+                Err(why) => why,
+            };
+            Err(format!("model '{name}': native backend unavailable: {why}"))
+        }
+    }
+
+    /// The worker threads this engine runs on (the chroma scaler shares them).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// The libtorch backend's stripe halo (receptive-field radius measured at load time).
     pub fn halo(&self) -> Option<usize> {
         match &self.runner {
+            #[cfg(feature = "torch")]
             Runner::Torch(t) => Some(t.halo),
             Runner::Native { .. } => None,
         }
@@ -139,6 +228,7 @@ impl Engine {
     pub fn threads(&self) -> usize {
         match &self.runner {
             Runner::Native { workspaces, .. } => workspaces.len(),
+            #[cfg(feature = "torch")]
             Runner::Torch(_) => tch::get_num_threads().max(1) as usize,
         }
     }
@@ -146,8 +236,27 @@ impl Engine {
     /// `"native"` or `"libtorch"`.
     pub fn backend_name(&self) -> &'static str {
         match self.runner {
+            #[cfg(feature = "torch")]
             Runner::Torch(_) => "libtorch",
             Runner::Native { .. } => "native",
+        }
+    }
+
+    /// The native kernel's variant (`None` for libtorch).
+    pub fn isa(&self) -> Option<Isa> {
+        match &self.runner {
+            Runner::Native { net, .. } => Some(net.isa()),
+            #[cfg(feature = "torch")]
+            Runner::Torch(_) => None,
+        }
+    }
+
+    /// Multiply-accumulates per input pixel of the native network (`None` for libtorch).
+    pub fn macs_per_pixel(&self) -> Option<usize> {
+        match &self.runner {
+            Runner::Native { net, .. } => Some(net.macs_per_pixel()),
+            #[cfg(feature = "torch")]
+            Runner::Torch(_) => None,
         }
     }
 
@@ -164,38 +273,107 @@ impl Engine {
     ) -> Result<(), String> {
         match &mut self.runner {
             Runner::Native { net, workspaces } => {
-                net.upscale(src, stride, w, h, dst, dst_stride, workspaces);
+                net.upscale(src, stride, w, h, dst, dst_stride, workspaces, &self.pool);
                 Ok(())
             }
+            #[cfg(feature = "torch")]
             Runner::Torch(t) => {
-                t.upscale(src, stride, w, h, dst, dst_stride, self.scale, self.device, self.stripe_rows)
+                t.upscale(src, stride, w, h, dst, dst_stride, self.scale, self.device.into(), self.stripe_rows)
             }
         }
     }
 }
 
-/// The float32 weights of the model for the native backend: the embedded default's, or
-/// `X.safetensors` with its sidecar `X.json` beside `X.pt`.
-fn native_model(location: Option<&Path>, precision: Precision) -> Result<NativeSesr, String> {
-    let exported = match location {
-        None => ExportedWeights::from_bytes(DEFAULT_SIDECAR, DEFAULT_WEIGHTS),
-        Some(p) => ExportedWeights::read(p),
+/// The native network of `o` and whether its weights are trusted without a libtorch check: the
+/// embedded default's, or `X.safetensors` with its sidecar `X.json` beside `X.pt`.
+fn native_model(o: &EngineOptions) -> Result<(NativeSesr, bool), String> {
+    let exported = match o.location {
+        None => ExportedWeights::from_bytes(DEFAULT_SIDECAR, DEFAULT_WEIGHTS, None),
+        Some(p) => ExportedWeights::read(p, true),
     }
     .map_err(|e| e.to_string())?;
     if exported.precision != Precision::Fp32 {
         return Err(format!("exported in {:?}: it runs as exported, in libtorch", exported.precision));
     }
-    NativeSesr::with_precision(&exported.model, precision)
+    let isa = match o.isa {
+        Some(i) => i,
+        None => Isa::selected()?,
+    };
+    let net = NativeSesr::with_options(&exported.weights, o.precision, isa)?;
+    let trusted = o.location.is_none() || exported.digests_match == Some(true);
+    Ok((net, trusted))
+}
+
+/// The rest of [`Engine::load_with`] once libtorch is needed: to check untrusted native
+/// weights against the TorchScript module, or to run the module itself.
+#[cfg(feature = "torch")]
+fn torch_load(
+    o: &EngineOptions,
+    name: &str,
+    native: Result<NativeSesr, String>,
+    pool: Pool,
+    native_runner: impl FnOnce(NativeSesr, &'static str, Pool) -> Engine,
+) -> Result<Engine, String> {
+    use std::io::Cursor;
+    use tch::CModule;
+    let device: tch::Device = o.device.into();
+    let module = match o.location {
+        Some(p) => CModule::load_on_device(p, device),
+        None => CModule::load_data_on_device(&mut Cursor::new(DEFAULT_MODEL), device),
+    }
+    .map_err(|e| format!("model '{name}': not a loadable TorchScript file: {}", first_line(&e.to_string())))?;
+    let scale = crate::model::probe_torchscript_scale(&module, device)
+        .map_err(|e| format!("model '{name}': incompatible: {}", first_line(&e.to_string())))?;
+    if scale != 2 && scale != 4 {
+        return Err(format!("model '{name}': scale {scale} is not supported (2 or 4)"));
+    }
+    let native = native.and_then(|net| {
+        verify(&net, &module, scale, &pool)?;
+        Ok(net)
+    });
+    match (native, o.backend) {
+        (Ok(net), _) => Ok(native_runner(net, "checked against the TorchScript module", pool)),
+        (Err(why), Backend::Native) => Err(format!("model '{name}': native backend unavailable: {why}")),
+        (Err(why), _) if o.precision != Precision::Fp32 => {
+            Err(format!("model '{name}': precision {:?} needs the native backend: {why}", o.precision))
+        }
+        (Err(why), _) => {
+            let halo = receptive_radius(&module, device, scale)
+                .map_err(|e| format!("model '{name}': incompatible: {}", first_line(&e.to_string())))?;
+            let why = (o.backend == Backend::Auto).then_some(why);
+            Ok(Engine {
+                scale,
+                device: o.device,
+                stripe_rows: 0,
+                fallback_reason: why,
+                trust: None,
+                pool,
+                runner: Runner::Torch(TorchRunner { module, halo, input: Vec::new() }),
+            })
+        }
+    }
+}
+
+#[cfg(feature = "torch")]
+struct TorchRunner {
+    module: tch::CModule,
+    /// Receptive-field radius in input pixels, measured at load time: how many rows of context
+    /// a stripe needs above and below for its output to equal the whole frame's.
+    halo: usize,
+    input: Vec<f32>,
 }
 
 /// A `w`×`h` luma probe: ramps with pseudo-random texture.
-fn texture(w: usize, h: usize) -> Vec<u8> {
+pub fn texture(w: usize, h: usize) -> Vec<u8> {
     (0..w * h).map(|i| ((i % w) * 5 + (i / w) * 3 + (i * 7919) % 61) as u8).collect()
 }
 
 /// Checks that `net` computes what `module` computes, on a textured probe frame: 8-bit outputs
 /// within one level (rounding), on all but a few pixels.
-fn verify(net: &NativeSesr, module: &CModule, scale: usize) -> Result<(), String> {
+#[cfg(feature = "torch")]
+fn verify(net: &NativeSesr, module: &tch::CModule, scale: usize, pool: &Pool) -> Result<(), String> {
+    use crate::metrics::byte_diff;
+    use tch::{Device, Kind, Tensor};
     if net.scale() != scale {
         return Err(format!("weights are x{}, the TorchScript model x{scale}", net.scale()));
     }
@@ -206,7 +384,7 @@ fn verify(net: &NativeSesr, module: &CModule, scale: usize) -> Result<(), String
     let y = (y * 255.0).round().clamp(0.0, 255.0).to_kind(Kind::Uint8).to_device(Device::Cpu).flatten(0, -1);
     let want = Vec::<u8>::try_from(&y).map_err(|e| e.to_string())?;
     let mut got = vec![0u8; w * h * scale * scale];
-    net.upscale(&src, w, w, h, &mut got, w * scale, &mut [Workspace::new()]);
+    net.upscale(&src, w, w, h, &mut got, w * scale, &mut [Workspace::new()], pool);
     let (worst, differ) = byte_diff(&got, &want);
     // float32: rounding-boundary differences only; bfloat16: a few levels on some pixels.
     let (max_worst, max_share) = match net.precision() {
@@ -222,6 +400,7 @@ fn verify(net: &NativeSesr, module: &CModule, scale: usize) -> Result<(), String
     Ok(())
 }
 
+#[cfg(feature = "torch")]
 impl TorchRunner {
     #[allow(clippy::too_many_arguments)]
     fn upscale(
@@ -233,9 +412,10 @@ impl TorchRunner {
         dst: &mut [u8],
         dst_stride: usize,
         s: usize,
-        device: Device,
+        device: tch::Device,
         stripe_rows: usize,
     ) -> Result<(), String> {
+        use tch::{Device, Kind, Tensor};
         self.input.clear();
         for y in 0..h {
             self.input.extend(src[y * stride..y * stride + w].iter().map(|&v| v as f32 * (1.0 / 255.0)));
@@ -288,7 +468,9 @@ impl TorchRunner {
 /// The receptive-field radius of a model in input pixels: the farthest input row whose change
 /// moves the output at the centre, found by comparing the outputs for two inputs that differ
 /// in one pixel (at the centre of a 96×96 grey frame), plus one for safety.
-fn receptive_radius(module: &CModule, device: Device, scale: usize) -> Result<usize, tch::TchError> {
+#[cfg(feature = "torch")]
+fn receptive_radius(module: &tch::CModule, device: tch::Device, scale: usize) -> Result<usize, tch::TchError> {
+    use tch::{Device, Kind, Tensor};
     let n = 96i64;
     let base = Tensor::full([1, 1, n, n], 0.5, (Kind::Float, device));
     let a = tch::no_grad(|| module.forward_ts(&[&base]))?;
@@ -333,14 +515,14 @@ pub fn chroma_map(scale: usize, cosited: bool) -> (f64, f64) {
 pub struct ChromaScaler {
     h: Contributions,
     v: Contributions,
-    /// Scale on two threads.
-    parallel: bool,
+    /// Worker threads (U and V, or the two halves of NV12's rows, in parallel when ≥ 2).
+    pool: Pool,
     tmp: [Vec<f32>; 2],
 }
 
 impl ChromaScaler {
-    /// For chroma planes of `in_w`×`in_h` samples going to `out_w`×`out_h`; `threads` ≥ 2
-    /// scales U and V at the same time.
+    /// For chroma planes of `in_w`×`in_h` samples going to `out_w`×`out_h`, on `pool` (a pool
+    /// of ≥ 2 threads scales U and V at the same time).
     pub fn new(
         in_w: usize,
         in_h: usize,
@@ -348,14 +530,14 @@ impl ChromaScaler {
         out_h: usize,
         scale: usize,
         siting: ChromaSiting,
-        threads: usize,
+        pool: Pool,
     ) -> Self {
         let (hs, ho) = chroma_map(scale, siting.h_cosited);
         let (vs, vo) = chroma_map(scale, siting.v_cosited);
         ChromaScaler {
             h: Contributions::affine(in_w, out_w, hs, ho, 1.0),
             v: Contributions::affine(in_h, out_h, vs, vo, 1.0),
-            parallel: threads >= 2,
+            pool,
             tmp: Default::default(),
         }
     }
@@ -375,15 +557,7 @@ impl ChromaScaler {
     ) {
         let (h, vc) = (&self.h, &self.v);
         let [t0, t1] = &mut self.tmp;
-        if self.parallel {
-            std::thread::scope(|sc| {
-                sc.spawn(|| resize_u8(v.0, v.1, dv.0, dv.1, h, vc, t1));
-                resize_u8(u.0, u.1, du.0, du.1, h, vc, t0);
-            });
-        } else {
-            resize_u8(u.0, u.1, du.0, du.1, h, vc, t0);
-            resize_u8(v.0, v.1, dv.0, dv.1, h, vc, t1);
-        }
+        self.pool.join(|| resize_u8(u.0, u.1, du.0, du.1, h, vc, t0), || resize_u8(v.0, v.1, dv.0, dv.1, h, vc, t1));
     }
 
     /// An interleaved UV plane (NV12), read and written interleaved; output rows split between
@@ -399,13 +573,10 @@ impl ChromaScaler {
             }
         };
         let [t0, t1] = &mut self.tmp;
-        if self.parallel && oh >= 2 {
+        if self.pool.threads() >= 2 && oh >= 2 {
             let mid = oh / 2;
             let (top, bottom) = dst.split_at_mut(mid * dst_stride);
-            std::thread::scope(|sc| {
-                sc.spawn(|| rows(bottom, mid..oh, t1));
-                rows(top, 0..mid, t0);
-            });
+            self.pool.join(|| rows(top, 0..mid, t0), || rows(bottom, mid..oh, t1));
         } else {
             rows(dst, 0..oh, t0);
         }
@@ -415,6 +586,7 @@ impl ChromaScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::byte_diff;
 
     #[test]
     fn centred_siting_is_matlab_mapping() {
@@ -428,8 +600,9 @@ mod tests {
     #[test]
     fn embedded_model_loads_and_upscales() {
         let mut e = Engine::load(None, Device::Cpu, Backend::Auto, 0, Precision::Fp32).unwrap();
-        let native = sesr::native::cpu_supported();
-        assert_eq!(e.backend_name(), if native { "native" } else { "libtorch" }, "{:?}", e.fallback_reason);
+        // Every CPU has a native kernel, and the embedded weights need no libtorch check.
+        assert_eq!(e.backend_name(), "native", "{:?}", e.fallback_reason);
+        assert_eq!(e.trust, Some("embedded"));
         assert_eq!(e.scale, 2);
         let (w, h, stride) = (9, 5, 16);
         let src: Vec<u8> = (0..stride * h).map(|i| (i * 7 % 256) as u8).collect();
@@ -439,6 +612,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "torch")]
     fn stripes_equal_the_whole_frame() {
         let mut e = Engine::load(None, Device::Cpu, Backend::Libtorch, 0, Precision::Fp32).unwrap();
         let halo = e.halo().unwrap();
@@ -460,6 +634,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "torch")]
     fn bad_models_are_named() {
         let e = Engine::load(Some(Path::new("/nonexistent/m.pt")), Device::Cpu, Backend::Auto, 0, Precision::Fp32)
             .err()
@@ -475,31 +650,40 @@ mod tests {
     }
 
     fn models() -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+    }
+
+    fn run(o: &EngineOptions, src: &[u8], w: usize, h: usize) -> Vec<u8> {
+        let mut e = Engine::load_with(o).unwrap();
+        let mut dst = vec![0u8; 4 * w * h];
+        e.upscale_luma(src, w, w, h, &mut dst, 2 * w).unwrap();
+        dst
     }
 
     #[test]
+    #[cfg(feature = "torch")]
     fn native_and_libtorch_backends_agree() {
-        if !sesr::native::cpu_supported() {
-            return;
-        }
         let (w, h) = (301, 77);
         let src = texture(w, h);
-        let mut outs = Vec::new();
-        for backend in [Backend::Native, Backend::Libtorch] {
-            let mut e =
-                Engine::load(Some(&models().join("sesr_m3_x2.pt")), Device::Cpu, backend, 2, Precision::Fp32).unwrap();
-            let mut dst = vec![0u8; 4 * w * h];
-            e.upscale_luma(&src, w, w, h, &mut dst, 2 * w).unwrap();
-            outs.push(dst);
+        let pt = models().join("sesr_m3_x2.pt");
+        let o = EngineOptions { location: Some(&pt), threads: 2, ..Default::default() };
+        let want = run(&EngineOptions { backend: Backend::Libtorch, ..o }, &src, w, h);
+        for isa in Isa::ALL {
+            if !isa.available() {
+                eprintln!("skipped: this CPU cannot run the {isa} kernel");
+                continue;
+            }
+            let got = run(&EngineOptions { backend: Backend::Native, isa: Some(isa), ..o }, &src, w, h);
+            let (worst, differ) = byte_diff(&got, &want);
+            assert!(worst <= 1 && differ * 200 < want.len(), "{isa}: {differ} differ, by up to {worst}");
         }
-        let (worst, differ) = byte_diff(&outs[0], &outs[1]);
-        assert!(worst <= 1 && differ * 200 < outs[0].len(), "{differ} differ, by up to {worst}");
     }
 
     #[test]
+    #[cfg(feature = "torch")]
     fn bf16_runs_natively_and_only_there() {
-        if !sesr::native::cpu_supports_bf16() {
+        if !crate::native::cpu_supports_bf16() {
+            eprintln!("skipped: no AVX512-BF16 on this CPU");
             return;
         }
         let (w, h) = (64, 40);
@@ -519,10 +703,8 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "torch")]
     fn native_needs_matching_weights() {
-        if !sesr::native::cpu_supported() {
-            return;
-        }
         let dir = std::env::temp_dir().join(format!("sesr-engine-w-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let pt = dir.join("m.pt");
@@ -532,17 +714,31 @@ mod tests {
         assert!(e.contains("native backend unavailable") && e.contains("m.json"), "{e}");
         let auto = Engine::load(Some(&pt), Device::Cpu, Backend::Auto, 1, Precision::Fp32).unwrap();
         assert_eq!(auto.backend_name(), "libtorch");
+        assert_eq!(auto.isa(), None);
         assert!(auto.fallback_reason.unwrap().contains("no weights"));
         // Another model's weights (M3 beside an M5 .pt, sidecar and all): refused, not used.
         std::fs::copy(models().join("sesr_m3_x2.json"), dir.join("m.json")).unwrap();
         std::fs::copy(models().join("sesr_m3_x2.safetensors"), dir.join("m.safetensors")).unwrap();
         let e = Engine::load(Some(&pt), Device::Cpu, Backend::Native, 1, Precision::Fp32).err().unwrap();
         assert!(e.contains("does not match"), "{e}");
-        // The right ones: native.
+        // The right ones: native, trusted by their digests without libtorch.
         std::fs::copy(models().join("sesr_m5_x2.json"), dir.join("m.json")).unwrap();
         std::fs::copy(models().join("sesr_m5_x2.safetensors"), dir.join("m.safetensors")).unwrap();
         let ok = Engine::load(Some(&pt), Device::Cpu, Backend::Auto, 1, Precision::Fp32).unwrap();
-        assert_eq!(ok.backend_name(), "native");
+        assert_eq!((ok.backend_name(), ok.trust), ("native", Some("digests")));
+        // The right ones under a sidecar without digests (an older export): checked, then native.
+        let mut sidecar: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("m.json")).unwrap()).unwrap();
+        sidecar.as_object_mut().unwrap().remove("pt_sha256");
+        std::fs::write(dir.join("m.json"), sidecar.to_string()).unwrap();
+        let ok = Engine::load(Some(&pt), Device::Cpu, Backend::Auto, 1, Precision::Fp32).unwrap();
+        assert_eq!((ok.backend_name(), ok.trust), ("native", Some("checked against the TorchScript module")));
+        // Digests that no longer match (the .pt was replaced by another model's): checked, refused.
+        std::fs::copy(models().join("sesr_m5_x2.json"), dir.join("m.json")).unwrap();
+        std::fs::copy(models().join("sesr_m3_x2.pt"), &pt).unwrap();
+        let e = Engine::load(Some(&pt), Device::Cpu, Backend::Native, 1, Precision::Fp32).err().unwrap();
+        assert!(e.contains("does not match"), "{e}");
+        std::fs::copy(models().join("sesr_m5_x2.pt"), &pt).unwrap();
         // A corrupt weights file: a clear reason.
         std::fs::write(dir.join("m.safetensors"), b"not safetensors").unwrap();
         let e = Engine::load(Some(&pt), Device::Cpu, Backend::Native, 1, Precision::Fp32).err().unwrap();
@@ -551,9 +747,51 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "torch")]
+    fn embedded_weights_are_the_embedded_torchscript_model() {
+        // The embedded pair is trusted without a libtorch check at load time: prove it here.
+        let module = tch::CModule::load_data(&mut std::io::Cursor::new(DEFAULT_MODEL)).unwrap();
+        let o = EngineOptions::default();
+        let (net, trusted) = native_model(&o).unwrap();
+        assert!(trusted);
+        verify(&net, &module, 2, &Pool::inline()).unwrap();
+        // And the shipped files' sidecars carry the digests of the files beside them.
+        for m in ["sesr_m5_x2", "sesr_m3_x2", "sesr_m3_x2_f12", "sesr_m3_x2_f8"] {
+            let e = ExportedWeights::read(&models().join(format!("{m}.pt")), true).unwrap();
+            assert_eq!(e.digests_match, Some(true), "{m}");
+        }
+    }
+
+    #[test]
+    fn every_kernel_variant_runs_the_embedded_model_alike() {
+        let (w, h) = (203, 61);
+        let src = texture(w, h);
+        let o = EngineOptions { threads: 2, isa: Some(Isa::Portable), ..Default::default() };
+        let want = run(&o, &src, w, h);
+        for isa in Isa::ALL {
+            if !isa.available() {
+                eprintln!("skipped: this CPU cannot run the {isa} kernel");
+                continue;
+            }
+            let e = Engine::load_with(&EngineOptions { isa: Some(isa), ..o }).unwrap();
+            assert_eq!(e.isa(), Some(isa));
+            let (worst, differ) = byte_diff(&run(&EngineOptions { isa: Some(isa), ..o }, &src, w, h), &want);
+            assert!(worst <= 1 && differ * 200 < want.len(), "{isa}: {differ} differ, by up to {worst}");
+        }
+    }
+
+    #[test]
     fn interleaved_equals_planar() {
         let (iw, ih) = (5, 3);
-        let mut sc = ChromaScaler::new(iw, ih, 10, 6, 2, ChromaSiting { h_cosited: true, v_cosited: false }, 2);
+        let mut sc = ChromaScaler::new(
+            iw,
+            ih,
+            10,
+            6,
+            2,
+            ChromaSiting { h_cosited: true, v_cosited: false },
+            Pool::shared(2).unwrap(),
+        );
         let u: Vec<u8> = (0..iw * ih).map(|i| (i * 17) as u8).collect();
         let v: Vec<u8> = (0..iw * ih).map(|i| 255 - (i * 11) as u8).collect();
         let nv: Vec<u8> = (0..iw * ih).flat_map(|i| [u[i], v[i]]).collect();

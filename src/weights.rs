@@ -1,0 +1,282 @@
+//! The collapsed network's weights as plain float32 arrays, free of libtorch: what `trainer
+//! export` writes beside a TorchScript file (`X.safetensors` + the sidecar `X.json`) and what the
+//! native kernel runs.
+//!
+//! The sidecar may record SHA-256 digests of the TorchScript file and of the weights file as
+//! exported (`pt_sha256`, `weights_sha256`): when both files still have them, the weights are
+//! known to be the TorchScript model's own and the native backend trusts them without running
+//! libtorch. Without digests (older exports) or when a file changed, the engine checks the
+//! weights against the TorchScript module on a probe frame instead.
+
+use crate::config::SesrConfig;
+use crate::Error;
+use std::path::{Path, PathBuf};
+
+/// Arithmetic precision of an exported model or of the native kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 (the default).
+    Fp32,
+    /// bfloat16: fast on CPUs with AVX512-BF16 or AMX.
+    Bf16,
+    /// float16: for CUDA.
+    Fp16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "fp32" | "float32" => Ok(Precision::Fp32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            "fp16" | "float16" | "half" => Ok(Precision::Fp16),
+            _ => Err(Error::Config(format!("unknown precision '{s}' (expected fp32, bf16 or fp16)"))),
+        }
+    }
+}
+
+/// One k×k convolution: OIHW weights and a bias per output channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvWeights {
+    pub cout: usize,
+    pub cin: usize,
+    pub k: usize,
+    /// `cout·cin·k·k` values, OIHW.
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// The collapsed SESR network: input 5×5 conv, `m` 3×3 blocks with PReLU slopes, output 5×5 conv.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollapsedWeights {
+    pub cfg: SesrConfig,
+    pub input: ConvWeights,
+    /// Each block's conv and PReLU slopes.
+    pub blocks: Vec<(ConvWeights, Vec<f32>)>,
+    pub output: ConvWeights,
+}
+
+impl CollapsedWeights {
+    /// The tensor names and shapes of `cfg`'s network, in order (the safetensors names of
+    /// `CollapsedSesr::named_tensors`).
+    pub fn layout(cfg: &SesrConfig) -> Vec<(String, Vec<usize>)> {
+        let (f, s2) = (cfg.f, cfg.out_channels());
+        let mut v = vec![("input.weight".to_string(), vec![f, 1, 5, 5]), ("input.bias".to_string(), vec![f])];
+        for i in 0..cfg.m {
+            v.push((format!("block{i}.weight"), vec![f, f, 3, 3]));
+            v.push((format!("block{i}.bias"), vec![f]));
+            v.push((format!("block{i}.alpha"), vec![f]));
+        }
+        v.push(("output.weight".to_string(), vec![s2, f, 5, 5]));
+        v.push(("output.bias".to_string(), vec![s2]));
+        v
+    }
+
+    /// From named float32 arrays, each checked against `cfg` (names, shapes, finite values;
+    /// no tensor missing, none extra).
+    pub fn from_named(cfg: SesrConfig, named: Vec<(String, Vec<usize>, Vec<f32>)>) -> Result<Self, Error> {
+        cfg.validate()?;
+        let mut map: std::collections::HashMap<String, (Vec<usize>, Vec<f32>)> =
+            named.into_iter().map(|(n, s, d)| (n, (s, d))).collect();
+        let mut take = |name: &str, shape: &[usize]| -> Result<Vec<f32>, Error> {
+            let (s, d) = map.remove(name).ok_or_else(|| Error::Model(format!("missing tensor '{name}'")))?;
+            if s != shape {
+                return Err(Error::Model(format!("tensor '{name}' has shape {s:?}, expected {shape:?}")));
+            }
+            if d.len() != shape.iter().product::<usize>() {
+                return Err(Error::Model(format!("tensor '{name}' holds {} values for shape {shape:?}", d.len())));
+            }
+            if let Some(bad) = d.iter().find(|v| !v.is_finite()) {
+                return Err(Error::Model(format!("tensor '{name}' holds a non-finite value ({bad})")));
+            }
+            Ok(d)
+        };
+        let (f, s2) = (cfg.f, cfg.out_channels());
+        let mut conv = |name: &str, cout: usize, cin: usize, k: usize| -> Result<ConvWeights, Error> {
+            Ok(ConvWeights {
+                cout,
+                cin,
+                k,
+                weight: take(&format!("{name}.weight"), &[cout, cin, k, k])?,
+                bias: take(&format!("{name}.bias"), &[cout])?,
+            })
+        };
+        let input = conv("input", f, 1, 5)?;
+        let mut blocks = Vec::with_capacity(cfg.m);
+        for i in 0..cfg.m {
+            blocks.push(conv(&format!("block{i}"), f, f, 3)?);
+        }
+        let output = conv("output", s2, f, 5)?;
+        let blocks = blocks
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Ok((c, take(&format!("block{i}.alpha"), &[f])?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        if let Some(extra) = map.keys().next() {
+            return Err(Error::Model(format!("unexpected tensor '{extra}' for config {cfg:?}")));
+        }
+        Ok(CollapsedWeights { cfg, input, blocks, output })
+    }
+
+    /// From the bytes of a float32 safetensors file.
+    pub fn from_safetensors_bytes(cfg: SesrConfig, bytes: &[u8]) -> Result<Self, Error> {
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::Model(format!("weights: {e}")))?;
+        let mut named = Vec::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != safetensors::Dtype::F32 {
+                return Err(Error::Model(format!("tensor '{name}' is {:?}, expected F32", view.dtype())));
+            }
+            let data: Vec<f32> =
+                view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            named.push((name, view.shape().to_vec(), data));
+        }
+        Self::from_named(cfg, named)
+    }
+
+    /// Named arrays in [`layout`](Self::layout) order.
+    pub fn named(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+        let mut arrays: Vec<&[f32]> = vec![&self.input.weight, &self.input.bias];
+        for (c, a) in &self.blocks {
+            arrays.extend([&c.weight[..], &c.bias[..], &a[..]]);
+        }
+        arrays.extend([&self.output.weight[..], &self.output.bias[..]]);
+        Self::layout(&self.cfg).into_iter().zip(arrays).map(|((n, s), d)| (n, s, d)).collect()
+    }
+
+    /// The bytes of a float32 safetensors file holding these weights.
+    pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>, Error> {
+        let named = self.named();
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+            named.into_iter().map(|(n, s, d)| (n, s, d.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
+        let views = bytes
+            .iter()
+            .map(|(n, s, b)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| Error::Model(format!("weights: {e:?}")))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        safetensors::tensor::serialize(views.iter().map(|(n, v)| (n.as_str(), v)), &None)
+            .map_err(|e| Error::Model(format!("weights: {e:?}")))
+    }
+}
+
+/// SHA-256 of `bytes`, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The float32 collapsed weights `trainer export` writes beside a TorchScript file `X.pt`
+/// (`X.safetensors`), with the config and precision of the sidecar `X.json`.
+#[derive(Debug, Clone)]
+pub struct ExportedWeights {
+    pub weights: CollapsedWeights,
+    /// The precision the TorchScript file itself computes in (the weights are float32).
+    pub precision: Precision,
+    /// Whether the sidecar's digests show that these weights are the TorchScript file's own:
+    /// `Some(true)` both files are as exported, `Some(false)` one changed since, `None` the
+    /// sidecar has no digests (or no TorchScript file was given).
+    pub digests_match: Option<bool>,
+}
+
+/// `X.json` and `X.safetensors` beside `X.pt`.
+pub fn sidecar_paths(pt: &Path) -> (PathBuf, PathBuf) {
+    (pt.with_extension("json"), pt.with_extension("safetensors"))
+}
+
+impl ExportedWeights {
+    /// From the sidecar's text and the weights file's bytes; `pt`: the TorchScript file's
+    /// bytes, to compare with the sidecar's digests.
+    pub fn from_bytes(sidecar: &str, weights: &[u8], pt: Option<&[u8]>) -> Result<Self, Error> {
+        let v: serde_json::Value = serde_json::from_str(sidecar).map_err(|e| Error::Model(format!("sidecar: {e}")))?;
+        let cfg: SesrConfig =
+            serde_json::from_value(v["config"].clone()).map_err(|e| Error::Model(format!("sidecar config: {e}")))?;
+        let precision = match v.get("precision") {
+            Some(p) => {
+                serde_json::from_value(p.clone()).map_err(|e| Error::Model(format!("sidecar precision: {e}")))?
+            }
+            None => Precision::Fp32,
+        };
+        let weights_model = CollapsedWeights::from_safetensors_bytes(cfg, weights)?;
+        let digests_match = match (pt, v.get("pt_sha256").and_then(|d| d.as_str()), v["weights_sha256"].as_str()) {
+            (Some(pt), Some(dp), Some(dw)) => Some(sha256_hex(pt) == dp && sha256_hex(weights) == dw),
+            _ => None,
+        };
+        Ok(ExportedWeights { weights: weights_model, precision, digests_match })
+    }
+
+    /// The weights beside `pt`, with its digests compared when `check_pt` (reads `pt`).
+    pub fn read(pt: &Path, check_pt: bool) -> Result<Self, Error> {
+        let read = |f: PathBuf| {
+            std::fs::read(&f).map_err(|e| Error::Model(format!("no weights for it: {}: {e}", f.display())))
+        };
+        let (sj, sw) = sidecar_paths(pt);
+        let (sidecar, weights) = (read(sj)?, read(sw)?);
+        let sidecar = String::from_utf8(sidecar).map_err(|_| Error::Model("sidecar: not UTF-8".into()))?;
+        let pt_bytes = if check_pt {
+            Some(std::fs::read(pt).map_err(|e| Error::Io { path: pt.display().to_string(), source: e })?)
+        } else {
+            None
+        };
+        Self::from_bytes(&sidecar, &weights, pt_bytes.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(cfg: SesrConfig) -> CollapsedWeights {
+        let named = CollapsedWeights::layout(&cfg)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (n, s))| {
+                let len = s.iter().product::<usize>();
+                (n, s, (0..len).map(|j| ((i * 31 + j * 7) % 13) as f32 * 0.01 - 0.06).collect())
+            })
+            .collect();
+        CollapsedWeights::from_named(cfg, named).unwrap()
+    }
+
+    #[test]
+    fn safetensors_round_trip_and_hostile_files() {
+        let cfg = SesrConfig::new(2, 8, 16, 2).unwrap();
+        let w = weights(cfg);
+        let bytes = w.to_safetensors_bytes().unwrap();
+        assert_eq!(CollapsedWeights::from_safetensors_bytes(cfg, &bytes).unwrap(), w);
+        // Another config's shapes, truncation, garbage, a NaN: each refused with a reason.
+        let other = SesrConfig::new(3, 8, 16, 2).unwrap();
+        let e = CollapsedWeights::from_safetensors_bytes(other, &bytes).unwrap_err().to_string();
+        assert!(e.contains("missing tensor 'block2"), "{e}");
+        let e = CollapsedWeights::from_safetensors_bytes(cfg, &bytes[..bytes.len() / 2]).unwrap_err().to_string();
+        assert!(e.contains("weights"), "{e}");
+        assert!(CollapsedWeights::from_safetensors_bytes(cfg, b"garbage").is_err());
+        let mut nan = w.clone();
+        nan.blocks[1].1[3] = f32::NAN;
+        let e = CollapsedWeights::from_safetensors_bytes(cfg, &nan.to_safetensors_bytes().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("block1.alpha") && e.contains("non-finite"), "{e}");
+    }
+
+    #[test]
+    fn digests_tell_whether_files_changed() {
+        let cfg = SesrConfig::new(1, 4, 8, 2).unwrap();
+        let bytes = weights(cfg).to_safetensors_bytes().unwrap();
+        let pt = b"pretend torchscript";
+        let sidecar = serde_json::json!({
+            "config": cfg, "precision": "fp32",
+            "pt_sha256": sha256_hex(pt), "weights_sha256": sha256_hex(&bytes),
+        })
+        .to_string();
+        let ok = ExportedWeights::from_bytes(&sidecar, &bytes, Some(pt)).unwrap();
+        assert_eq!(ok.digests_match, Some(true));
+        let changed = ExportedWeights::from_bytes(&sidecar, &bytes, Some(b"another model")).unwrap();
+        assert_eq!(changed.digests_match, Some(false));
+        let none = ExportedWeights::from_bytes(&sidecar, &bytes, None).unwrap();
+        assert_eq!(none.digests_match, None);
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}
