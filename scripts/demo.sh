@@ -10,7 +10,7 @@ cd "$root"
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 . target/sesr-env.sh
-cargo build --release -p gst-plugin-sesr -p trainer
+cargo build --release -p gst-plugin-sesr -p sesr-torch -p trainer
 input="$(realpath "${1:-assets/clips/coffee_pan_256x144.mp4}")"
 out="$(realpath -m "${2:-out}")"
 mkdir -p "$out"

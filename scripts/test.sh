@@ -27,3 +27,10 @@ else
 fi
 echo "== cargo test"
 cargo test --workspace "$@"
+echo "== the core without libtorch (cargo feature torch off): lints and tests"
+if have clippy; then
+  cargo clippy -p sesr --no-default-features --all-targets -- -D warnings
+fi
+cargo test -p sesr --no-default-features "$@"
+echo "== the core cross-built for aarch64, its native tests under qemu-user"
+bash scripts/cross-aarch64.sh

@@ -95,10 +95,51 @@ pub struct Engine {
 enum Runner {
     #[cfg(feature = "torch")]
     Torch(TorchRunner),
-    Native {
-        net: NativeSesr,
-        workspaces: Vec<Workspace>,
-    },
+    Native(NativeEngine),
+}
+
+/// The native backend on its own: no libtorch code is reachable from it, so a program that
+/// uses only this (the GStreamer element) links no libtorch even where the crate is built with
+/// the `torch` feature.
+pub struct NativeEngine {
+    net: NativeSesr,
+    workspaces: Vec<Workspace>,
+    pool: Pool,
+    /// How its weights came to be trusted: `embedded`, `digests`, or checked against the
+    /// TorchScript module.
+    pub trust: &'static str,
+}
+
+impl NativeEngine {
+    fn new(net: NativeSesr, trust: &'static str, pool: Pool) -> Self {
+        let workspaces = (0..pool.threads()).map(|_| Workspace::new()).collect();
+        NativeEngine { net, workspaces, pool, trust }
+    }
+
+    pub fn scale(&self) -> usize {
+        self.net.scale()
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.net.isa()
+    }
+
+    pub fn threads(&self) -> usize {
+        self.workspaces.len()
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn macs_per_pixel(&self) -> usize {
+        self.net.macs_per_pixel()
+    }
+
+    /// See [`Engine::upscale_luma`].
+    pub fn upscale_luma(&mut self, src: &[u8], stride: usize, w: usize, h: usize, dst: &mut [u8], dst_stride: usize) {
+        self.net.upscale(src, stride, w, h, dst, dst_stride, &mut self.workspaces, &self.pool);
+    }
 }
 
 /// Input pixels per stripe in automatic mode (~68 rows of 1080p): small enough for the
@@ -106,6 +147,16 @@ enum Runner {
 /// whole frame at once on the development CPU (see BENCHMARKS.md) — and it bounds memory for
 /// 4K and 8K input.
 pub const AUTO_STRIPE_PIXELS: usize = 1 << 17;
+
+/// Why [`Engine::load_without_libtorch`] could not finish without libtorch, and what it got so far.
+pub struct NeedsLibtorch {
+    pub reason: String,
+    name: String,
+    #[cfg_attr(not(feature = "torch"), allow(dead_code))]
+    native: Result<NativeSesr, String>,
+    #[cfg_attr(not(feature = "torch"), allow(dead_code))]
+    pool: Pool,
+}
 
 /// What [`Engine::load`] is asked to load.
 #[derive(Debug, Clone, Copy)]
@@ -152,6 +203,21 @@ impl Engine {
 
     /// As [`load`](Self::load), with every option.
     pub fn load_with(o: &EngineOptions) -> Result<Self, String> {
+        match Self::load_without_libtorch(o)? {
+            Ok(native) => Ok(Engine::from_native(native, o.device)),
+            #[cfg(feature = "torch")]
+            Err(pending) => torch_load(o, &pending.name, pending.native, pending.pool),
+            #[cfg(not(feature = "torch"))]
+            Err(pending) => Err(format!("model '{}': native backend unavailable: {}", pending.name, pending.reason)),
+        }
+    }
+
+    /// The part of [`load_with`](Self::load_with) that needs no libtorch: `Ok(Ok(engine))` when
+    /// the native backend runs with trusted weights, `Ok(Err(_))` when libtorch is needed (to
+    /// run the model, or to check its weights), `Err` for what no backend can fix (a missing
+    /// file, contradictory options). The element calls this first and loads libtorch only for
+    /// the second case.
+    pub fn load_without_libtorch(o: &EngineOptions) -> Result<Result<NativeEngine, NeedsLibtorch>, String> {
         let name = o.location.map(|p| p.display().to_string()).unwrap_or_else(|| "embedded default model".into());
         if let Some(p) = o.location {
             if !p.is_file() {
@@ -172,41 +238,31 @@ impl Engine {
             _ if o.device != Device::Cpu => Err(format!("the native backend runs on the CPU, not {:?}", o.device)),
             _ => native_model(o).map_err(|e| e.to_string()),
         };
-        let native_runner = |net: NativeSesr, trust: &'static str, pool: Pool| {
-            let workspaces = (0..pool.threads()).map(|_| Workspace::new()).collect();
-            Engine {
-                scale: net.scale(),
-                device: o.device,
-                stripe_rows: 0,
-                fallback_reason: None,
-                trust: Some(trust),
-                pool,
-                runner: Runner::Native { net, workspaces },
-            }
-        };
-        let native = match native {
+        let (native, reason) = match native {
             Ok((net, true)) => {
                 let trust = if o.location.is_none() { "embedded" } else { "digests" };
-                return Ok(native_runner(net, trust, pool));
+                return Ok(Ok(NativeEngine::new(net, trust, pool)));
             }
-            Ok((net, false)) => Ok(net),
-            Err(e) => Err(e),
+            Ok((net, false)) => (
+                Ok(net),
+                "its weights carry no digests of the TorchScript file, or one of the files changed since export: \
+                 they must be checked against the TorchScript module"
+                    .to_string(),
+            ),
+            Err(e) => (Err(e.clone()), e),
         };
-        #[cfg(feature = "torch")]
-        {
-            torch_load(o, &name, native, pool, native_runner)
-        }
-        #[cfg(not(feature = "torch"))]
-        {
-            let why = match native {
-                Ok(_) => {
-                    "its weights carry no digests of the TorchScript file (re-export them with `trainer export`), \
-                          and this build has no libtorch to check them"
-                        .to_string()
-                }
-                Err(why) => why,
-            };
-            Err(format!("model '{name}': native backend unavailable: {why}"))
+        Ok(Err(NeedsLibtorch { name, reason, native, pool }))
+    }
+
+    fn from_native(n: NativeEngine, device: Device) -> Engine {
+        Engine {
+            scale: n.scale(),
+            device,
+            stripe_rows: 0,
+            fallback_reason: None,
+            trust: Some(n.trust),
+            pool: n.pool.clone(),
+            runner: Runner::Native(n),
         }
     }
 
@@ -220,14 +276,14 @@ impl Engine {
         match &self.runner {
             #[cfg(feature = "torch")]
             Runner::Torch(t) => Some(t.halo),
-            Runner::Native { .. } => None,
+            Runner::Native(_) => None,
         }
     }
 
     /// CPU threads a frame runs on: the native backend's own, or libtorch's.
     pub fn threads(&self) -> usize {
         match &self.runner {
-            Runner::Native { workspaces, .. } => workspaces.len(),
+            Runner::Native(n) => n.threads(),
             #[cfg(feature = "torch")]
             Runner::Torch(_) => tch::get_num_threads().max(1) as usize,
         }
@@ -238,14 +294,14 @@ impl Engine {
         match self.runner {
             #[cfg(feature = "torch")]
             Runner::Torch(_) => "libtorch",
-            Runner::Native { .. } => "native",
+            Runner::Native(_) => "native",
         }
     }
 
     /// The native kernel's variant (`None` for libtorch).
     pub fn isa(&self) -> Option<Isa> {
         match &self.runner {
-            Runner::Native { net, .. } => Some(net.isa()),
+            Runner::Native(n) => Some(n.isa()),
             #[cfg(feature = "torch")]
             Runner::Torch(_) => None,
         }
@@ -254,7 +310,7 @@ impl Engine {
     /// Multiply-accumulates per input pixel of the native network (`None` for libtorch).
     pub fn macs_per_pixel(&self) -> Option<usize> {
         match &self.runner {
-            Runner::Native { net, .. } => Some(net.macs_per_pixel()),
+            Runner::Native(n) => Some(n.macs_per_pixel()),
             #[cfg(feature = "torch")]
             Runner::Torch(_) => None,
         }
@@ -272,8 +328,8 @@ impl Engine {
         dst_stride: usize,
     ) -> Result<(), String> {
         match &mut self.runner {
-            Runner::Native { net, workspaces } => {
-                net.upscale(src, stride, w, h, dst, dst_stride, workspaces, &self.pool);
+            Runner::Native(n) => {
+                n.upscale_luma(src, stride, w, h, dst, dst_stride);
                 Ok(())
             }
             #[cfg(feature = "torch")]
@@ -307,13 +363,7 @@ fn native_model(o: &EngineOptions) -> Result<(NativeSesr, bool), String> {
 /// The rest of [`Engine::load_with`] once libtorch is needed: to check untrusted native
 /// weights against the TorchScript module, or to run the module itself.
 #[cfg(feature = "torch")]
-fn torch_load(
-    o: &EngineOptions,
-    name: &str,
-    native: Result<NativeSesr, String>,
-    pool: Pool,
-    native_runner: impl FnOnce(NativeSesr, &'static str, Pool) -> Engine,
-) -> Result<Engine, String> {
+fn torch_load(o: &EngineOptions, name: &str, native: Result<NativeSesr, String>, pool: Pool) -> Result<Engine, String> {
     use std::io::Cursor;
     use tch::CModule;
     let device: tch::Device = o.device.into();
@@ -332,7 +382,9 @@ fn torch_load(
         Ok(net)
     });
     match (native, o.backend) {
-        (Ok(net), _) => Ok(native_runner(net, "checked against the TorchScript module", pool)),
+        (Ok(net), _) => {
+            Ok(Engine::from_native(NativeEngine::new(net, "checked against the TorchScript module", pool), o.device))
+        }
         (Err(why), Backend::Native) => Err(format!("model '{name}': native backend unavailable: {why}")),
         (Err(why), _) if o.precision != Precision::Fp32 => {
             Err(format!("model '{name}': precision {:?} needs the native backend: {why}", o.precision))
@@ -490,6 +542,7 @@ fn receptive_radius(module: &tch::CModule, device: tch::Device, scale: usize) ->
     Ok(radius as usize + 1)
 }
 
+#[cfg(feature = "torch")]
 fn first_line(s: &str) -> &str {
     s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s)
 }
@@ -649,6 +702,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[cfg(feature = "torch")]
     fn models() -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
     }

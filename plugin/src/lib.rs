@@ -9,12 +9,16 @@
 
 use gst::glib;
 
+pub mod backend;
 pub mod caps;
 mod sesrupscale;
 
 pub use sesrupscale::SesrUpscale;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    if let Some(dir) = plugin.filename().as_deref().and_then(std::path::Path::parent) {
+        let _ = backend::PLUGIN_DIR.set(dir.to_path_buf());
+    }
     sesrupscale::register(plugin)
 }
 

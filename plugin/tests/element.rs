@@ -419,3 +419,42 @@ fn end_to_end_mp4() {
     assert!(info.duration().unwrap() >= gst::ClockTime::from_mseconds(900));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The element's own library links no libtorch, and a pipeline on the native backend never
+/// loads it: the element logs whether libtorch came into its process (checked in a child
+/// `gst-launch-1.0`, since this test binary links libtorch itself).
+#[test]
+fn native_pipelines_run_without_libtorch() {
+    let profile = root().join("target").join(if cfg!(debug_assertions) { "debug" } else { "release" });
+    let lib = profile.join("libgstsesr.so");
+    if !lib.is_file() || std::process::Command::new("gst-launch-1.0").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: {} or gst-launch-1.0 missing (build the plugin first)", lib.display());
+        return;
+    }
+    let needed = std::process::Command::new("readelf").arg("-d").arg(&lib).output().unwrap();
+    let needed = String::from_utf8_lossy(&needed.stdout);
+    assert!(needed.contains("libgstvideo"), "readelf: {needed}");
+    assert!(!needed.contains("libtorch") && !needed.contains("libc10"), "the element links libtorch: {needed}");
+    let launch = |backend: &str| {
+        let out = std::process::Command::new("gst-launch-1.0")
+            .env("GST_PLUGIN_PATH", &profile)
+            .env("GST_DEBUG", "sesrupscale:4")
+            .env("GST_DEBUG_NO_COLOR", "1")
+            .args(["-q", "videotestsrc", "num-buffers=2", "!", "video/x-raw,format=NV12,width=64,height=48"])
+            .args(["!", "sesrupscale", &format!("backend={backend}"), "!", "fakesink"])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{backend}: {log}");
+        log
+    };
+    let log = launch("native");
+    assert!(log.contains("no libtorch in this process"), "{log}");
+    // The libtorch backend opens libsesrtorch.so when asked for (if it was built).
+    if profile.join("libsesrtorch.so").is_file() {
+        let log = launch("libtorch");
+        assert!(log.contains("libtorch loaded: libtorch backend requested"), "{log}");
+    } else {
+        eprintln!("SKIPPED the libtorch half: libsesrtorch.so not built");
+    }
+}

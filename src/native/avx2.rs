@@ -6,9 +6,12 @@
 //! 12 accumulators + 3 inputs + 1 weight) spills accumulators to the stack, 1.2; J=2 V=6, 1.6
 //! (still one spill); J=2 V=5, 2.0; J=2 V=4 and J=4 V=2 (no spill), 2.0–2.3; J=1 V=12, 1.5.
 
-use super::{Layer, Post, PAD};
+#[cfg(target_arch = "x86_64")]
+use super::PAD;
+use super::{Layer, Post};
 
 /// Output channels per register block (of the 4 of a weight group).
+#[cfg(target_arch = "x86_64")]
 const J: usize = 2;
 /// Vectors per register block: 8 accumulators + 2 weights + 1 input.
 const V: usize = 4;

@@ -1,7 +1,9 @@
 //! AVX-512 inner blocks: 64 pixels (4 zmm) × 4 output channels, 16 accumulators; float32 and
 //! bfloat16 (`vdpbf16ps`).
 
-use super::{Layer, Post, PAD};
+#[cfg(target_arch = "x86_64")]
+use super::PAD;
+use super::{Layer, Post};
 
 /// Pixels per register block.
 pub(super) const XB: usize = 64;

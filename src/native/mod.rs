@@ -131,6 +131,7 @@ struct Layer {
     k: usize,
     /// `[cout/4][cin][k][k][4]`: the 4 output channels of a register block side by side.
     w: Vec<f32>,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     /// bf16 weights `[cout/4][cin/2][k][k][4]`, each word the pair (channel 2q, 2q+1) of one
     /// output channel, for `vdpbf16ps` (an odd last channel is paired with zero).
     wb: Vec<u32>,

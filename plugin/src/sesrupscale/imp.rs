@@ -1,3 +1,4 @@
+use crate::backend::ModelRunner as Engine;
 use crate::caps::{map_caps, Way};
 use gst::glib;
 use gst::prelude::*;
@@ -5,7 +6,7 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
-use sesr::engine::{ChromaScaler, ChromaSiting, Device, Engine};
+use sesr::engine::{ChromaScaler, ChromaSiting};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
@@ -73,12 +74,10 @@ impl SesrUpscale {
     /// Loads the model of the current settings.
     fn load_engine(&self) -> Result<Engine, gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
-        let device = Device::parse(&settings.device)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["Invalid device: {}", e]))?;
         let location = (!settings.model_location.is_empty()).then(|| PathBuf::from(&settings.model_location));
         let engine = Engine::load(
             location.as_deref(),
-            device,
+            &settings.device,
             settings.backend.into(),
             settings.num_threads as usize,
             settings.precision.into(),
@@ -87,12 +86,16 @@ impl SesrUpscale {
         gst::info!(
             CAT,
             imp = self,
-            "loaded {} (x{}) on {:?}, {} backend",
+            "loaded {} (x{}), device {}, {} backend",
             location.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "embedded model".into()),
-            engine.scale,
-            device,
+            engine.scale(),
+            settings.device,
             engine.backend_name()
         );
+        match &engine.libtorch_reason {
+            Some(why) => gst::info!(CAT, imp = self, "libtorch loaded: {}", why),
+            None => gst::info!(CAT, imp = self, "no libtorch in this process"),
+        }
         match (engine.isa(), &engine.fallback_reason) {
             (Some(isa), _) => gst::info!(
                 CAT,
@@ -100,16 +103,12 @@ impl SesrUpscale {
                 "native kernel: {} on {} threads; weights trusted: {}",
                 isa,
                 engine.threads(),
-                engine.trust.unwrap_or("")
+                engine.trust()
             ),
             (None, Some(why)) => gst::info!(CAT, imp = self, "libtorch backend: {}", why),
             (None, None) => {}
         }
-        if engine.backend_name() == "libtorch" && settings.num_threads > 0 {
-            // libtorch's intra-op threads are process-wide.
-            tch::set_num_threads(settings.num_threads as i32);
-        }
-        if self.scale.swap(engine.scale as u32, Ordering::SeqCst) != engine.scale as u32 {
+        if self.scale.swap(engine.scale() as u32, Ordering::SeqCst) != engine.scale() as u32 {
             self.obj().notify("scale");
         }
         Ok(engine)
@@ -125,7 +124,7 @@ impl SesrUpscale {
         }
         match self.load_engine() {
             Ok(e) => {
-                let scale = e.scale as i32;
+                let scale = e.scale() as i32;
                 *lock(&self.preloaded) = Some((lock(&self.settings).clone(), e));
                 scale
             }
@@ -375,7 +374,7 @@ impl VideoFilterImpl for SesrUpscale {
         }
         let mut state = lock(&self.state);
         let state = state.as_mut().ok_or_else(|| gst::loggable_error!(CAT, "set_info before start"))?;
-        let s = state.engine.scale as u32;
+        let s = state.engine.scale() as u32;
         if in_info.format() != out_info.format()
             || out_info.width() != in_info.width() * s
             || out_info.height() != in_info.height() * s
@@ -387,7 +386,7 @@ impl VideoFilterImpl for SesrUpscale {
         let (ocw, och) = (out_info.width().div_ceil(2) as usize, out_info.height().div_ceil(2) as usize);
         state.geometry = Some(Geometry {
             format: in_info.format(),
-            chroma: ChromaScaler::new(cw, ch, ocw, och, s as usize, siting, state.engine.pool().clone()),
+            chroma: ChromaScaler::new(cw, ch, ocw, och, s as usize, siting, state.engine.pool()),
         });
         gst::info!(
             CAT,
