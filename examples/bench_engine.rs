@@ -90,7 +90,7 @@ fn main() {
         .collect();
     let sgemm = sgemm_gflops(device.into());
     println!(
-        "engine x{{scale}}, luma only, {frames} frames per cell, {threads} threads; CPU: {model_name} [{}]; \
+        "engine, luma only (x2 models), {frames} frames per cell, {threads} threads; CPU: {model_name} [{}]; \
          sgemm 4096^2 on {device:?}: {sgemm:.1} GFLOP/s",
         flags.join(" ")
     );

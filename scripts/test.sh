@@ -25,6 +25,8 @@ if have clippy; then
 else
   echo "== cargo clippy not available on this toolchain: lint skipped"
 fi
+echo "== cargo build (the plugin and libsesrtorch.so, which the element tests load)"
+cargo build --workspace "$@"
 echo "== cargo test"
 cargo test --workspace "$@"
 echo "== the core without libtorch (cargo feature torch off): lints and tests"
