@@ -5,11 +5,12 @@
 
 use crate::optim::AmsGrad;
 use crate::rng::Rng;
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use sesr::SesrConfig;
 use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
+use tch::Tensor;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainState {
@@ -83,4 +84,29 @@ pub fn resolve(dir: &Path) -> PathBuf {
     } else {
         dir.join("last")
     }
+}
+
+/// Writes pruning masks (`mask{i}`, in conv order) of a checkpoint folder.
+pub fn save_masks(masks: &[Tensor], path: &Path) -> Result<()> {
+    let named: Vec<(String, Tensor)> =
+        masks.iter().enumerate().map(|(i, m)| (format!("mask{i}"), m.shallow_clone())).collect();
+    Tensor::write_safetensors(&named, path)?;
+    Ok(())
+}
+
+/// Masks of a checkpoint folder, in conv order, when it has them.
+pub fn load_masks(dir: &Path) -> Result<Option<Vec<Tensor>>> {
+    let p = dir.join("mask.safetensors");
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let map: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&p)?.into_iter().collect();
+    (0..map.len())
+        .map(|i| {
+            map.get(&format!("mask{i}"))
+                .map(|t| t.shallow_clone())
+                .ok_or_else(|| anyhow!("{}: no mask{i}", p.display()))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }

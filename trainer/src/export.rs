@@ -31,7 +31,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let dir = checkpoint::resolve_best(&args.checkpoint);
     let model = load_checkpoint(&dir, Device::Cpu)?;
     let state = checkpoint::read_state(&dir).ok();
-    let masks = crate::prune::load_masks(&dir)?;
+    let masks = crate::checkpoint::load_masks(&dir)?;
     if let Some(p) = args.out.parent() {
         std::fs::create_dir_all(p)?;
     }

@@ -35,7 +35,7 @@ pub fn load_checkpoint(dir: &Path, device: Device) -> Result<CollapsedSesr> {
     let model = ExpandedSesr::new(&vs.root(), cfg);
     checkpoint::load_weights(&dir, &mut vs)?;
     let mut collapsed = model.collapse_detached();
-    if let Some(masks) = crate::prune::load_masks(&dir)? {
+    if let Some(masks) = crate::checkpoint::load_masks(&dir)? {
         // A pruned model: the mask is folded into the weights.
         collapsed = tch::no_grad(|| collapsed.masked(&masks));
     }

@@ -59,30 +59,6 @@ struct PruneState {
     dense_psnr: Option<f64>,
 }
 
-fn save_masks(masks: &[Tensor], path: &Path) -> Result<()> {
-    let named: Vec<(String, Tensor)> =
-        masks.iter().enumerate().map(|(i, m)| (format!("mask{i}"), m.shallow_clone())).collect();
-    Tensor::write_safetensors(&named, path)?;
-    Ok(())
-}
-
-/// Masks of a checkpoint folder, in conv order, when it has them.
-pub fn load_masks(dir: &Path) -> Result<Option<Vec<Tensor>>> {
-    let p = dir.join("mask.safetensors");
-    if !p.is_file() {
-        return Ok(None);
-    }
-    let map: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&p)?.into_iter().collect();
-    (0..map.len())
-        .map(|i| {
-            map.get(&format!("mask{i}"))
-                .map(|t| t.shallow_clone())
-                .ok_or_else(|| anyhow!("{}: no mask{i}", p.display()))
-        })
-        .collect::<Result<Vec<_>>>()
-        .map(Some)
-}
-
 fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
     let tmp = sesr::image_io::tmp_sibling(path);
     std::fs::write(&tmp, serde_json::to_string_pretty(v)?)?;
@@ -133,7 +109,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
         } else {
             let prev = run.join(format!("round{}", round - 1));
             checkpoint::load_weights(&prev, &mut vs)?;
-            let prev_masks = match load_masks(&prev)? {
+            let prev_masks = match crate::checkpoint::load_masks(&prev)? {
                 Some(m) => m.into_iter().map(|t| t.to_device(device)).collect(),
                 None => masks,
             };
@@ -206,7 +182,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
             train_images: images.len(),
         };
         checkpoint::save(&dir, &cfg, &vs, &opt, &st)?;
-        save_masks(&masks, &dir.join("mask.safetensors"))?;
+        crate::checkpoint::save_masks(&masks, &dir.join("mask.safetensors"))?;
         if round == 0 {
             pstate.dense_psnr = Some(best);
         }
