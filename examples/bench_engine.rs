@@ -47,6 +47,30 @@ fn engine_fps(engine: &mut Engine, w: usize, h: usize, frames: usize) -> f64 {
     1.0 / times[times.len() / 2]
 }
 
+/// Median fps of the integer kernel (best variant; activation ranges calibrated on the probe
+/// texture: calibration changes the grids, not the work) on a `w`×`h` plane.
+fn int8_fps(pt: &std::path::Path, w: usize, h: usize, frames: usize, threads: usize) -> f64 {
+    let wts = sesr::weights::ExportedWeights::read(pt, false).unwrap().weights;
+    let probe = sesr::engine::texture(64, 48);
+    let acts = sesr::native::int8::calibrate(&wts, &[(&probe[..], 64, 48)]);
+    let net = sesr::native::NativeSesr::with_int8(&wts, &acts, Isa::best()).unwrap();
+    let pool = sesr::pool::Pool::shared(threads).unwrap();
+    let mut ws: Vec<_> = (0..pool.threads()).map(|_| sesr::native::Workspace::new()).collect();
+    let src = sesr::engine::texture(w, h);
+    let s = net.scale();
+    let mut dst = vec![0u8; w * h * s * s];
+    let mut times = Vec::new();
+    for i in 0..=frames {
+        let t0 = Instant::now();
+        net.upscale(&src, w, w, h, &mut dst, w * s, &mut ws, &pool);
+        if i >= 1 {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    1.0 / times[times.len() / 2]
+}
+
 fn sgemm_gflops(device: tch::Device) -> f64 {
     let n = 4096i64;
     let a = tch::Tensor::rand([n, n], (tch::Kind::Float, device));
@@ -98,8 +122,11 @@ fn main() {
     for v in &variants {
         print!(" {v} fps | {v} GFLOP/s | {v} % sgemm |");
     }
-    println!(" libtorch backend fps | libtorch whole-frame fps | libtorch GFLOP/s | best native / libtorch backend |");
-    println!("|---|---|{}---|---|---|---|", "---|---|---|".repeat(variants.len()));
+    println!(
+        " libtorch backend fps | libtorch whole-frame fps | libtorch GFLOP/s | best native / libtorch backend | int8 ({}) fps | int8 / best fp32 |",
+        Isa::best()
+    );
+    println!("|---|---|{}---|---|---|---|---|---|", "---|---|---|".repeat(variants.len()));
     for m in arg(&args, "--models", "m5,m3").split(',') {
         let pt = model_path(m);
         let base = EngineOptions { location: Some(&pt), device, threads, ..Default::default() };
@@ -128,6 +155,8 @@ fn main() {
             let whole = engine_fps(&mut lt, w, h, frames.min(4));
             let gf = 2.0 * macs * (w * h) as f64 * lt_fps / 1e9;
             row += &format!(" {lt_fps:.2} | {whole:.2} | {gf:.1} | {:.2} |", best / lt_fps);
+            let q = int8_fps(&pt, w, h, frames, threads);
+            row += &format!(" {q:.2} | {:.2} |", q / best);
             println!("{row}");
         }
     }

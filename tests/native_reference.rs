@@ -165,3 +165,50 @@ fn every_variant_is_independent_of_tiles_and_threads() {
         eprintln!("tiles and threads: {isa} kernel tested");
     }
 }
+
+/// Calibrated on a few crops of the test picture's kind.
+fn int8_net(wts: &CollapsedWeights, isa: Isa) -> NativeSesr {
+    let crops: Vec<Vec<u8>> = (0..3).map(|i| picture(40, 30, 100 + i)).collect();
+    let planes: Vec<(&[u8], usize, usize)> = crops.iter().map(|c| (&c[..], 40, 30)).collect();
+    let acts = sesr::native::int8::calibrate(wts, &planes);
+    NativeSesr::with_int8(wts, &acts, isa).unwrap()
+}
+
+#[test]
+fn int8_variants_equal_the_scalar_integer_reference_bit_for_bit() {
+    let cases = [
+        (SesrConfig::new(3, 16, 16, 2).unwrap(), 1),
+        (SesrConfig::new(2, 8, 16, 4).unwrap(), 2),
+        (SesrConfig::new(1, 12, 16, 2).unwrap(), 3),
+    ];
+    for (cfg, seed) in cases {
+        let wts = random_weights(cfg, seed);
+        let reference = int8_net(&wts, Isa::Portable);
+        assert!(reference.is_int8());
+        // Wider than two tiles, several bands, odd sizes.
+        for (w, h) in [(1, 1), (37, 11), (1100, 45)] {
+            let src = picture(w, h, seed + w as u32);
+            let want = run(&reference, &src, w, h, 1);
+            for isa in variants("int8 bit-exact") {
+                let net = int8_net(&wts, isa);
+                for threads in [1, 3] {
+                    assert!(run(&net, &src, w, h, threads) == want, "{isa} {cfg:?} {w}x{h} {threads} threads");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn int8_stays_close_to_float32() {
+    let wts = random_weights(SesrConfig::new(3, 16, 16, 2).unwrap(), 9);
+    let (w, h) = (120, 80);
+    let src = picture(w, h, 5);
+    let f = run(&NativeSesr::with_options(&wts, Precision::Fp32, Isa::Portable).unwrap(), &src, w, h, 2);
+    let q = run(&int8_net(&wts, Isa::best()), &src, w, h, 2);
+    let mse = f.iter().zip(&q).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>() / f.len() as f64;
+    let psnr = 10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10();
+    eprintln!("int8 vs float32 on random weights: PSNR {psnr:.1} dB");
+    // Random (untrained, unadapted) weights: the 8-bit grids still keep the picture.
+    assert!(psnr > 30.0 && f != q, "PSNR {psnr:.1} dB");
+}

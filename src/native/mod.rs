@@ -28,6 +28,7 @@
 
 mod avx2;
 mod avx512;
+pub mod int8;
 mod portable;
 
 use crate::pool::Pool;
@@ -138,6 +139,8 @@ struct Layer {
     bias: Vec<f32>,
     /// PReLU slopes (blocks only).
     alpha: Option<Vec<f32>>,
+    /// Integer weights and requantisation (integer mode only).
+    q: Option<int8::LayerQuant>,
 }
 
 impl Layer {
@@ -166,7 +169,7 @@ impl Layer {
                 }
             }
         }
-        Layer { cin, cout, k, w, wb, bias: c.bias.clone(), alpha: alpha.map(<[f32]>::to_vec) }
+        Layer { cin, cout, k, w, wb, bias: c.bias.clone(), alpha: alpha.map(<[f32]>::to_vec), q: None }
     }
 }
 
@@ -189,6 +192,8 @@ pub struct NativeSesr {
     shuffle: Vec<usize>,
     /// Activations and weights in bfloat16 (accumulation, PReLU and residuals in float32).
     bf16: bool,
+    /// 8-bit activations and weights, int32 sums ([`int8`]).
+    int8: bool,
     isa: Isa,
     /// Target compute width of a column tile, halo included.
     tile_width: usize,
@@ -264,8 +269,35 @@ impl NativeSesr {
         layers.push(Layer::new(&weights.output, None));
         let s = weights.cfg.scale;
         let shuffle = (0..s * s).map(|i| shuffle_channel(s, i / s, i % s)).collect();
-        let mut net = NativeSesr { scale: s, layers, shuffle, bf16, isa, tile_width: 0 };
+        let mut net = NativeSesr { scale: s, layers, shuffle, bf16, int8: false, isa, tile_width: 0 };
         net.tile_width = net.default_tile_width();
+        Ok(net)
+    }
+
+    /// The network in integers (see [`int8`]): `acts[l]` quantises the input of layer `l`
+    /// (`acts[0]` is ignored: the network input is exactly `(2Y − 255)/510`). AVX-512 CPUs
+    /// run the AVX2 integer block.
+    pub fn with_int8(weights: &CollapsedWeights, acts: &[int8::ActQuant], isa: Isa) -> Result<Self, String> {
+        let mut net = Self::with_options(weights, Precision::Fp32, isa)?;
+        let n = net.layers.len();
+        if acts.len() != n {
+            return Err(format!("{} activation quantisations for {n} layers", acts.len()));
+        }
+        let mut acts = acts.to_vec();
+        acts[0] = int8::ActQuant { scale: 1.0 / 510.0, zero: 0 };
+        if let Some(bad) = acts.iter().find(|a| !(a.scale.is_finite() && a.scale > 0.0 && (0..=255).contains(&a.zero)))
+        {
+            return Err(format!("invalid activation quantisation {bad:?}"));
+        }
+        let convs: Vec<&ConvWeights> = std::iter::once(&weights.input)
+            .chain(weights.blocks.iter().map(|(c, _)| c))
+            .chain(std::iter::once(&weights.output))
+            .collect();
+        for (l, c) in convs.into_iter().enumerate() {
+            let out = if l + 1 < n { acts[l + 1] } else { acts[l] };
+            net.layers[l].q = Some(int8::LayerQuant::new(&c.weight, c.cout, c.cin, c.k, acts[l], out, acts[1].scale));
+        }
+        net.int8 = true;
         Ok(net)
     }
 
@@ -286,9 +318,9 @@ impl NativeSesr {
             l if l == n - 1 => 5,
             _ => 3,
         };
-        // bf16 rings hold channel pairs, one 32-bit word per pixel and pair.
+        // bf16 and int8 rings hold channel pairs, one 32-bit word per pixel and pair.
         let ch = self.layers[l].cin;
-        (slots, if self.bf16 { ch.div_ceil(2) } else { ch })
+        (slots, if self.paired() { ch.div_ceil(2) } else { ch })
     }
 
     pub fn scale(&self) -> usize {
@@ -302,6 +334,16 @@ impl NativeSesr {
 
     pub fn tile_width(&self) -> usize {
         self.tile_width
+    }
+
+    /// Rings in channel pairs (bf16, int8).
+    fn paired(&self) -> bool {
+        self.bf16 || self.int8
+    }
+
+    /// Whether the network runs in integers.
+    pub fn is_int8(&self) -> bool {
+        self.int8
     }
 
     pub fn precision(&self) -> Precision {
@@ -436,7 +478,12 @@ impl NativeSesr {
                 let gy = t.ra + y;
                 let row = &src.data[gy * src.stride + t.a..gy * src.stride + t.b];
                 let dst = &mut ws.rings[0].data[slot + PAD..slot + PAD + t.wt()];
-                if self.bf16 {
+                if self.int8 {
+                    // The pair (2Y − 255, 0): x − ½ exactly, on the 1/510 grid.
+                    for (d, &v) in dst.iter_mut().zip(row) {
+                        *d = f32::from_bits((2 * v as i32 - 255) as i16 as u16 as u32);
+                    }
+                } else if self.bf16 {
                     // The pair (x − 0.5, 0): the input conv has one channel.
                     for (d, &v) in dst.iter_mut().zip(row) {
                         *d = f32::from_bits(bf16_bits(v as f32 * (1.0 / 255.0) - 0.5) as u32);
@@ -480,7 +527,7 @@ impl NativeSesr {
         let post = Post { alpha: layer.alpha.as_deref(), residual };
         // The output conv writes float32 for the final stage; the others feed the next layer.
         let to_ring = l + 1 < self.layers.len();
-        let (in_rows, out_rows) = if self.bf16 {
+        let (in_rows, out_rows) = if self.paired() {
             (layer.cin.div_ceil(2), if to_ring { layer.cout / 2 } else { layer.cout })
         } else {
             (layer.cin, layer.cout)
@@ -489,6 +536,25 @@ impl NativeSesr {
         assert!(cs >= PAD + cw + PAD && cw.is_multiple_of(t.xb) && layer.cout.is_multiple_of(4));
         assert!(rows.iter().take(layer.k).all(|r| r.len() >= in_rows * cs) && out.len() >= out_rows * cs);
         assert!(residual.is_none_or(|r| r.len() >= in_rows * cs));
+        if let Some(q) = layer.q.as_ref().filter(|_| self.int8) {
+            assert!(cw.is_multiple_of(32) || self.isa == Isa::Portable);
+            match (self.isa, layer.k) {
+                // SAFETY: as below; AVX-512 CPUs have AVX2.
+                (Isa::Avx512 | Isa::Avx2, 3) => unsafe {
+                    int8::conv_row_avx2::<3>(&rows, cs, layer, q, cw, out, &post, to_ring)
+                },
+                (Isa::Avx512 | Isa::Avx2, 5) => unsafe {
+                    int8::conv_row_avx2::<5>(&rows, cs, layer, q, cw, out, &post, to_ring)
+                },
+                (_, 3) => int8::conv_row::<3>(&rows, cs, layer, q, cw, out, &post, to_ring),
+                (_, 5) => int8::conv_row::<5>(&rows, cs, layer, q, cw, out, &post, to_ring),
+                (_, k) => unreachable!("kernel size {k}"),
+            }
+            for r in 0..out_rows {
+                out[r * cs + PAD + wt..r * cs + PAD + cw].fill(0.0);
+            }
+            return;
+        }
         match (self.isa, self.bf16, layer.k) {
             // SAFETY (all arms): extents checked above; the variant was checked available
             // (`Isa::available`) when the network was built.
