@@ -451,9 +451,11 @@ impl CollapsedSesr {
 pub use crate::weights::{ExportedWeights, Precision};
 
 impl Precision {
+    /// The libtorch kind of the network's arithmetic (int8 is the native kernel's alone and is
+    /// never exported as TorchScript: float here).
     pub fn kind(self) -> Kind {
         match self {
-            Precision::Fp32 => Kind::Float,
+            Precision::Fp32 | Precision::Int8 => Kind::Float,
             Precision::Bf16 => Kind::BFloat16,
             Precision::Fp16 => Kind::Half,
         }

@@ -22,6 +22,8 @@ pub enum Precision {
     Bf16,
     /// float16: for CUDA.
     Fp16,
+    /// 8-bit integers (native kernel only, with calibrated activation ranges).
+    Int8,
 }
 
 impl std::str::FromStr for Precision {
@@ -31,7 +33,8 @@ impl std::str::FromStr for Precision {
             "fp32" | "float32" => Ok(Precision::Fp32),
             "bf16" | "bfloat16" => Ok(Precision::Bf16),
             "fp16" | "float16" | "half" => Ok(Precision::Fp16),
-            _ => Err(Error::Config(format!("unknown precision '{s}' (expected fp32, bf16 or fp16)"))),
+            "int8" => Ok(Precision::Int8),
+            _ => Err(Error::Config(format!("unknown precision '{s}' (expected fp32, bf16, fp16 or int8)"))),
         }
     }
 }

@@ -323,17 +323,45 @@ fn conv_f32(x: &[f32], h: usize, w: usize, c: &crate::weights::ConvWeights) -> V
     y
 }
 
-/// Post-training calibration: each layer's input range over `planes` (8-bit luma `(data, w, h)`,
-/// e.g. crops of training images) in the float network, as 8-bit grids. Returns one
-/// [`ActQuant`] per layer (the first, the network input, is fixed by the kernel).
+/// The 8-bit grid for `samples` that minimises the quantisation error: the range `[lo, hi]`
+/// shrunk by a common factor (clipping the rare extremes buys resolution for the rest).
+fn best_grid(samples: &[f32], lo: f32, hi: f32) -> ActQuant {
+    let mut best = (f64::INFINITY, ActQuant::from_range(lo, hi));
+    for step in 0..24 {
+        let f = 1.0 - step as f32 * 0.03;
+        let q = ActQuant::from_range(lo * f, hi * f);
+        let inv = 1.0 / q.scale;
+        let err: f64 = samples
+            .iter()
+            .map(|&v| {
+                let d = ActQuant::quantise(v, inv, q.zero) as f32 * q.scale - v;
+                (d * d) as f64
+            })
+            .sum();
+        if err < best.0 {
+            best = (err, q);
+        }
+    }
+    best.1
+}
+
+/// Post-training calibration: each layer's input over `planes` (8-bit luma `(data, w, h)`, e.g.
+/// LR crops of training images) in the float network, as the 8-bit grid of least squared error
+/// ([`best_grid`]). Returns one [`ActQuant`] per layer (the first, the network input, is fixed
+/// by the kernel).
 pub fn calibrate(weights: &crate::weights::CollapsedWeights, planes: &[(&[u8], usize, usize)]) -> Vec<ActQuant> {
     let n = weights.blocks.len() + 2;
     let mut lo = vec![0f32; n];
     let mut hi = vec![0f32; n];
+    let mut samples: Vec<Vec<f32>> = vec![Vec::new(); n];
     let mut see = |l: usize, v: &[f32]| {
-        for &x in v {
+        for (i, &x) in v.iter().enumerate() {
             lo[l] = lo[l].min(x);
             hi[l] = hi[l].max(x);
+            // Every 7th value (prime: all channels and positions) is kept for the error.
+            if i % 7 == 0 {
+                samples[l].push(x);
+            }
         }
     };
     for &(data, w, h) in planes {
@@ -355,7 +383,7 @@ pub fn calibrate(weights: &crate::weights::CollapsedWeights, planes: &[(&[u8], u
             see(i + 2, &cur);
         }
     }
-    let mut acts: Vec<ActQuant> = (0..n).map(|l| ActQuant::from_range(lo[l], hi[l])).collect();
+    let mut acts: Vec<ActQuant> = (0..n).map(|l| best_grid(&samples[l], lo[l], hi[l])).collect();
     acts[0] = ActQuant { scale: 1.0 / 510.0, zero: 0 };
     acts
 }

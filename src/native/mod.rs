@@ -261,6 +261,7 @@ impl NativeSesr {
             Precision::Bf16 if isa == Isa::Avx512 && cpu_supports_bf16() => true,
             Precision::Bf16 => return Err("bf16 needs the avx512 kernel on a CPU with AVX512-BF16".into()),
             Precision::Fp16 => return Err("fp16 is not supported on the CPU (use bf16)".into()),
+            Precision::Int8 => return Err("int8 needs calibrated activation ranges (NativeSesr::with_int8)".into()),
         };
         let mut layers = vec![Layer::new(&weights.input, None)];
         for (conv, alpha) in &weights.blocks {

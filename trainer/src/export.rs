@@ -28,6 +28,9 @@ fn digest(path: &std::path::Path) -> Result<String> {
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {
+    if args.precision == sesr::model::Precision::Int8 {
+        anyhow::bail!("int8 runs only in the native kernel: export fp32 and use `eval --native int8 --calib DIR`");
+    }
     let dir = checkpoint::resolve_best(&args.checkpoint);
     let model = load_checkpoint(&dir, Device::Cpu)?;
     let state = checkpoint::read_state(&dir).ok();

@@ -69,6 +69,10 @@ struct EvalArgs {
     /// with 8-bit Y in and out as in the element.
     #[arg(long)]
     native: Option<sesr::model::Precision>,
+    /// With `--native int8`: folders of training images whose LR crops calibrate the
+    /// activation ranges (never the evaluation images).
+    #[arg(long, num_args = 1..)]
+    calib: Vec<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -78,7 +82,7 @@ fn eval(args: EvalArgs) -> Result<()> {
     let device = sesr::tensor::parse_device(&args.device)?;
     let (up, name) = match (&args.model, &args.method) {
         (Some(m), _) => match args.native {
-            Some(p) => (models::Upscaler::load_native(m, p)?, format!("{} native {p:?}", m.display())),
+            Some(p) => (models::Upscaler::load_native(m, p, &args.calib)?, format!("{} native {p:?}", m.display())),
             None => (models::Upscaler::load(m, device)?, m.display().to_string()),
         },
         (None, _) => (models::Upscaler::Bicubic { scale: args.scale }, "bicubic".to_string()),

@@ -59,13 +59,23 @@ impl Upscaler {
 
     /// The model at `path` (checkpoint folder, or exported `.pt` with its `.safetensors` and
     /// `.json` beside it) in the native kernel at `precision`.
-    pub fn load_native(path: &Path, precision: sesr::model::Precision) -> Result<Self> {
+    pub fn load_native(path: &Path, precision: sesr::model::Precision, calib: &[std::path::PathBuf]) -> Result<Self> {
         let weights = if path.is_dir() {
             load_checkpoint(path, Device::Cpu)?.to_weights()?
         } else {
             sesr::weights::ExportedWeights::read(path, false).with_context(|| format!("{}", path.display()))?.weights
         };
-        let net = sesr::native::NativeSesr::with_precision(&weights, precision).map_err(|e| anyhow::anyhow!(e))?;
+        let net = if precision == sesr::model::Precision::Int8 {
+            let acts = calibrate(&weights, calib)?;
+            sesr::native::NativeSesr::with_int8(
+                &weights,
+                &acts,
+                sesr::native::Isa::selected().map_err(anyhow::Error::msg)?,
+            )
+        } else {
+            sesr::native::NativeSesr::with_precision(&weights, precision)
+        }
+        .map_err(|e| anyhow::anyhow!(e))?;
         Ok(Upscaler::Native { net })
     }
 
@@ -108,4 +118,41 @@ impl Upscaler {
             }
         })
     }
+}
+
+/// Activation ranges of `weights` on LR crops of the images in `dirs` (up to 64 images, the
+/// central 96×96 LR crop of each): post-training calibration of the integer kernel.
+pub fn calibrate(
+    weights: &sesr::weights::CollapsedWeights,
+    dirs: &[std::path::PathBuf],
+) -> Result<Vec<sesr::native::int8::ActQuant>> {
+    if dirs.is_empty() {
+        bail!("--native int8 needs --calib DIR (training images to calibrate the activation ranges on)");
+    }
+    let scale = weights.cfg.scale;
+    let mut crops = Vec::new();
+    for d in dirs {
+        for p in sesr::image_io::list_images(d)?.into_iter().take(64usize.saturating_sub(crops.len())) {
+            let Ok(hr) = sesr::image_io::load_rgb(&p) else { continue };
+            let (_, lr) = sesr::protocol::make_lr(&hr, scale);
+            let y = sesr::color::y_unit(&lr);
+            let (cw, ch) = (y.width.min(96), y.height.min(96));
+            let (x0, y0) = ((y.width - cw) / 2, (y.height - ch) / 2);
+            let mut c = Vec::with_capacity(cw * ch);
+            for yy in 0..ch {
+                for xx in 0..cw {
+                    c.push((y.get(x0 + xx, y0 + yy) * 255.0).round().clamp(0.0, 255.0) as u8);
+                }
+            }
+            crops.push((c, cw, ch));
+        }
+    }
+    if crops.is_empty() {
+        bail!(
+            "no calibration images in {}",
+            dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let planes: Vec<(&[u8], usize, usize)> = crops.iter().map(|(c, w, h)| (&c[..], *w, *h)).collect();
+    Ok(sesr::native::int8::calibrate(weights, &planes))
 }

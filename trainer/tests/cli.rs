@@ -130,6 +130,25 @@ fn train_resume_export_eval_upscale() {
         assert!((native - psnr).abs() < 0.3, "native {native} vs libtorch {psnr}");
         let o = trainer(&["eval", data_s, "--model", npt.to_str().unwrap(), "--native", "fp32"]);
         assert!(o.status.success(), "f = 12 runs natively too: {}", text(&o));
+        // The integer kernel, calibrated on the training folder: close to float32, and it
+        // refuses to run uncalibrated.
+        let o = trainer(&[
+            "eval",
+            data_s,
+            "--model",
+            pt.to_str().unwrap(),
+            "--json",
+            "--native",
+            "int8",
+            "--calib",
+            data_s,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let int8 = j["sets"][0]["psnr_y"].as_f64().unwrap();
+        assert!((int8 - native).abs() < 1.0 && int8 != native, "int8 {int8} vs native fp32 {native}");
+        let o = trainer(&["eval", data_s, "--model", pt.to_str().unwrap(), "--native", "int8"]);
+        assert!(!o.status.success() && text(&o).contains("--calib"), "{}", text(&o));
         // The export's sidecar records the digests the element trusts the weights by.
         let side: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(d.join("m3.json")).unwrap()).unwrap();
