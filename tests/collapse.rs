@@ -164,7 +164,9 @@ fn reduced_precision_exports_keep_the_float_contract() {
         let d = max_abs_diff(&y, &reference);
         assert!(d > 0.0 && d < 0.05, "{p:?}: {d}");
     }
-    assert!("int8".parse::<sesr::model::Precision>().is_err());
+    assert!("int4".parse::<sesr::model::Precision>().is_err());
+    // int8 is the native kernel's (calibrated), never a TorchScript export.
+    assert_eq!("int8".parse::<sesr::model::Precision>().unwrap(), sesr::model::Precision::Int8);
 }
 
 #[test]
