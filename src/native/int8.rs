@@ -2,9 +2,10 @@
 //!
 //! Quantisation (what a QAT forward has to model, and what [`reference`] computes):
 //! * weights per output channel, symmetric: `w ≈ sw[co] · q`, `q ∈ [−127, 127]`;
-//! * each layer's input per tensor, asymmetric 8-bit: `a ≈ s · (q − z)`, `q ∈ [0, 255]`; the
-//!   network input `Y/255 − ½` is exactly `(2Y − 255)/510`;
-//! * a layer: `acc = Σ q_w · (q_a − z)` (exact in int32), `y = f32(acc) · (s·sw[co]) + b[co]`,
+//! * each layer's input per channel, asymmetric 8-bit: `a[ci] ≈ s[ci] · (q − z[ci])`,
+//!   `q ∈ [0, 255]`; the network input `Y/255 − ½` is exactly `(2Y − 255)/510`. The input
+//!   scales are folded into the weights before these are quantised: `w[co][ci]·s[ci] ≈ sw[co]·q_w`;
+//! * a layer: `acc = Σ q_w · (q_a − z)` (exact in int32), `y = f32(acc) · sw[co] + b[co]`,
 //!   PReLU, `+ f0` after the last block (`f0` as quantised for its own ring), then the next
 //!   layer's quantisation, `q = clamp(round_even(y / s') + z', 0, 255)`; the output conv's `y`
 //!   goes on in float32 (`+ x`, clamp, 8-bit rounding) as in the float kernel.
@@ -44,27 +45,40 @@ impl ActQuant {
 pub(super) struct LayerQuant {
     /// `[cout/4][cin/2][k][k][4]` words: the i16 weight pair (2q, 2q+1) of one output channel.
     pub w: Vec<u32>,
-    /// `s_in · sw[co]` per output channel.
+    /// `sw[co]` per output channel (the input scales are folded into the weights).
     pub scale: Vec<f32>,
-    /// 1 / the next layer's input scale, and its zero point (layers that feed a ring).
-    pub out_inv: f32,
-    pub out_zero: i32,
-    /// Scale of the `f0` ring (the residual added after the last block).
-    pub res_scale: f32,
+    /// Per output channel: 1 / the next layer's input scale, and its zero point (layers that
+    /// feed a ring; empty for the output conv).
+    pub out_inv: Vec<f32>,
+    pub out_zero: Vec<i32>,
+    /// Per channel, the scale of the `f0` ring (the residual added after the last block).
+    pub res_scale: Vec<f32>,
 }
 
 impl LayerQuant {
-    /// Quantises OIHW `weight` per output channel; `input`: this layer's input quantisation.
-    pub fn new(weight: &[f32], cout: usize, cin: usize, k: usize, input: ActQuant, out: ActQuant, res: f32) -> Self {
+    /// Quantises OIHW `weight` (times the input scales) per output channel; `input`: this
+    /// layer's input quantisation per channel, `out` the next layer's (empty for the output
+    /// conv), `res` the `f0` scales per channel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        weight: &[f32],
+        cout: usize,
+        cin: usize,
+        k: usize,
+        input: &[ActQuant],
+        out: &[ActQuant],
+        res: &[f32],
+    ) -> Self {
         let per = cin * k * k;
+        let folded: Vec<f32> = weight.iter().enumerate().map(|(i, &w)| w * input[(i / (k * k)) % cin].scale).collect();
         let mut sw = Vec::with_capacity(cout);
         let mut q = vec![0i16; weight.len()];
         for co in 0..cout {
-            let m = weight[co * per..(co + 1) * per].iter().fold(0f32, |a, &v| a.max(v.abs()));
+            let m = folded[co * per..(co + 1) * per].iter().fold(0f32, |a, &v| a.max(v.abs()));
             let s = if m > 0.0 { m / 127.0 } else { 1.0 };
             sw.push(s);
             for i in 0..per {
-                q[co * per + i] = (weight[co * per + i] / s).round_ties_even().clamp(-127.0, 127.0) as i16;
+                q[co * per + i] = (folded[co * per + i] / s).round_ties_even().clamp(-127.0, 127.0) as i16;
             }
         }
         let mut w = Vec::with_capacity(cout * cin.div_ceil(2) * k * k);
@@ -80,10 +94,10 @@ impl LayerQuant {
         }
         LayerQuant {
             w,
-            scale: sw.iter().map(|s| s * input.scale).collect(),
-            out_inv: 1.0 / out.scale,
-            out_zero: out.zero,
-            res_scale: res,
+            scale: sw,
+            out_inv: out.iter().map(|a| 1.0 / a.scale).collect(),
+            out_zero: out.iter().map(|a| a.zero).collect(),
+            res_scale: res.to_vec(),
         }
     }
 }
@@ -97,7 +111,7 @@ fn finish(acc: i32, co: usize, layer: &Layer, q: &LayerQuant, res: Option<i16>) 
         y = y.max(0.0) + al[co] * y.min(0.0);
     }
     if let Some(r) = res {
-        y += r as f32 * q.res_scale;
+        y += r as f32 * q.res_scale[co];
     }
     y
 }
@@ -158,7 +172,7 @@ pub(super) fn conv_row<const K: usize>(
                 });
                 let y = finish(acc[j * cw + i], co, layer, q, res);
                 if to_ring {
-                    let v = ActQuant::quantise(y, q.out_inv, q.out_zero) as u16 as u32;
+                    let v = ActQuant::quantise(y, q.out_inv[co], q.out_zero[co]) as u16 as u32;
                     let slot = &mut out[(co / 2) * cs + at];
                     let old = slot.to_bits();
                     let word = if co % 2 == 0 { (old & 0xFFFF_0000) | v } else { (old & 0xFFFF) | v << 16 };
@@ -242,7 +256,10 @@ pub(super) unsafe fn conv_row_avx2<const K: usize>(
                             } else {
                                 _mm256_srai_epi32::<16>(word)
                             };
-                            y = _mm256_add_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(v16), _mm256_set1_ps(q.res_scale)));
+                            y = _mm256_add_ps(
+                                y,
+                                _mm256_mul_ps(_mm256_cvtepi32_ps(v16), _mm256_set1_ps(q.res_scale[co])),
+                            );
                         }
                         ys[j][v] = y;
                     }
@@ -252,17 +269,17 @@ pub(super) unsafe fn conv_row_avx2<const K: usize>(
                 for v in 0..V {
                     let at = PAD + xb + v * 8;
                     if to_ring {
-                        let quant = |y: __m256| {
-                            let t = _mm256_mul_ps(y, _mm256_set1_ps(q.out_inv));
+                        let quant = |y: __m256, c: usize| {
+                            let t = _mm256_mul_ps(y, _mm256_set1_ps(q.out_inv[c]));
                             let t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-1e9)), _mm256_set1_ps(1e9));
                             // round-to-nearest-even (MXCSR default), + zero, clamp, − zero.
-                            let qv = _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(q.out_zero));
+                            let qv = _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(q.out_zero[c]));
                             let qv = _mm256_min_epi32(_mm256_max_epi32(qv, zero), _mm256_set1_epi32(255));
-                            _mm256_sub_epi32(qv, _mm256_set1_epi32(q.out_zero))
+                            _mm256_sub_epi32(qv, _mm256_set1_epi32(q.out_zero[c]))
                         };
                         let word = _mm256_or_si256(
-                            _mm256_and_si256(quant(ys[0][v]), _mm256_set1_epi32(0xFFFF)),
-                            _mm256_slli_epi32::<16>(quant(ys[1][v])),
+                            _mm256_and_si256(quant(ys[0][v], co), _mm256_set1_epi32(0xFFFF)),
+                            _mm256_slli_epi32::<16>(quant(ys[1][v], co + 1)),
                         );
                         _mm256_storeu_si256((out as *mut i32).add((co / 2) * cs + at) as *mut __m256i, word);
                     } else {
@@ -346,28 +363,31 @@ fn best_grid(samples: &[f32], lo: f32, hi: f32) -> ActQuant {
 }
 
 /// Post-training calibration: each layer's input over `planes` (8-bit luma `(data, w, h)`, e.g.
-/// LR crops of training images) in the float network, as the 8-bit grid of least squared error
-/// ([`best_grid`]). Returns one [`ActQuant`] per layer (the first, the network input, is fixed
-/// by the kernel).
-pub fn calibrate(weights: &crate::weights::CollapsedWeights, planes: &[(&[u8], usize, usize)]) -> Vec<ActQuant> {
+/// LR crops of training images) in the float network, per channel, as the 8-bit grid of least
+/// squared error ([`best_grid`]). Returns per layer one [`ActQuant`] per input channel (the
+/// first layer's, the network input, is fixed by the kernel).
+pub fn calibrate(weights: &crate::weights::CollapsedWeights, planes: &[(&[u8], usize, usize)]) -> Vec<Vec<ActQuant>> {
+    let f = weights.cfg.f;
     let n = weights.blocks.len() + 2;
-    let mut lo = vec![0f32; n];
-    let mut hi = vec![0f32; n];
-    let mut samples: Vec<Vec<f32>> = vec![Vec::new(); n];
-    let mut see = |l: usize, v: &[f32]| {
+    // [layer][channel]
+    let mut lo = vec![vec![0f32; f]; n];
+    let mut hi = vec![vec![0f32; f]; n];
+    let mut samples: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); f]; n];
+    let mut see = |l: usize, v: &[f32], plane: usize| {
         for (i, &x) in v.iter().enumerate() {
-            lo[l] = lo[l].min(x);
-            hi[l] = hi[l].max(x);
-            // Every 7th value (prime: all channels and positions) is kept for the error.
-            if i % 7 == 0 {
-                samples[l].push(x);
+            let c = i / plane;
+            lo[l][c] = lo[l][c].min(x);
+            hi[l][c] = hi[l][c].max(x);
+            // Every 5th value (prime: all positions) is kept for the error.
+            if i % 5 == 0 {
+                samples[l][c].push(x);
             }
         }
     };
     for &(data, w, h) in planes {
         let x: Vec<f32> = data[..w * h].iter().map(|&v| v as f32 / 255.0 - 0.5).collect();
         let f0 = conv_f32(&x, h, w, &weights.input);
-        see(1, &f0);
+        see(1, &f0, w * h);
         let mut cur = f0.clone();
         for (i, (c, alpha)) in weights.blocks.iter().enumerate() {
             cur = conv_f32(&cur, h, w, c);
@@ -380,10 +400,11 @@ pub fn calibrate(weights: &crate::weights::CollapsedWeights, planes: &[(&[u8], u
                     *v += f;
                 }
             }
-            see(i + 2, &cur);
+            see(i + 2, &cur, w * h);
         }
     }
-    let mut acts: Vec<ActQuant> = (0..n).map(|l| best_grid(&samples[l], lo[l], hi[l])).collect();
-    acts[0] = ActQuant { scale: 1.0 / 510.0, zero: 0 };
+    let mut acts: Vec<Vec<ActQuant>> =
+        (0..n).map(|l| (0..f).map(|c| best_grid(&samples[l][c], lo[l][c], hi[l][c])).collect()).collect();
+    acts[0] = vec![ActQuant { scale: 1.0 / 510.0, zero: 0 }];
     acts
 }

@@ -275,28 +275,34 @@ impl NativeSesr {
         Ok(net)
     }
 
-    /// The network in integers (see [`int8`]): `acts[l]` quantises the input of layer `l`
-    /// (`acts[0]` is ignored: the network input is exactly `(2Y − 255)/510`). AVX-512 CPUs
-    /// run the AVX2 integer block.
-    pub fn with_int8(weights: &CollapsedWeights, acts: &[int8::ActQuant], isa: Isa) -> Result<Self, String> {
+    /// The network in integers (see [`int8`]): `acts[l][c]` quantises channel `c` of the input
+    /// of layer `l` (`acts[0]` is ignored: the network input is exactly `(2Y − 255)/510`).
+    /// AVX-512 CPUs run the AVX2 integer block.
+    pub fn with_int8(weights: &CollapsedWeights, acts: &[Vec<int8::ActQuant>], isa: Isa) -> Result<Self, String> {
         let mut net = Self::with_options(weights, Precision::Fp32, isa)?;
         let n = net.layers.len();
         if acts.len() != n {
             return Err(format!("{} activation quantisations for {n} layers", acts.len()));
         }
         let mut acts = acts.to_vec();
-        acts[0] = int8::ActQuant { scale: 1.0 / 510.0, zero: 0 };
-        if let Some(bad) = acts.iter().find(|a| !(a.scale.is_finite() && a.scale > 0.0 && (0..=255).contains(&a.zero)))
-        {
-            return Err(format!("invalid activation quantisation {bad:?}"));
+        acts[0] = vec![int8::ActQuant { scale: 1.0 / 510.0, zero: 0 }];
+        for (l, a) in acts.iter().enumerate() {
+            if a.len() != net.layers[l].cin {
+                return Err(format!("layer {l}: {} channel quantisations for {} channels", a.len(), net.layers[l].cin));
+            }
+            if let Some(bad) = a.iter().find(|a| !(a.scale.is_finite() && a.scale > 0.0 && (0..=255).contains(&a.zero)))
+            {
+                return Err(format!("invalid activation quantisation {bad:?}"));
+            }
         }
         let convs: Vec<&ConvWeights> = std::iter::once(&weights.input)
             .chain(weights.blocks.iter().map(|(c, _)| c))
             .chain(std::iter::once(&weights.output))
             .collect();
+        let res: Vec<f32> = acts[1].iter().map(|a| a.scale).collect();
         for (l, c) in convs.into_iter().enumerate() {
-            let out = if l + 1 < n { acts[l + 1] } else { acts[l] };
-            net.layers[l].q = Some(int8::LayerQuant::new(&c.weight, c.cout, c.cin, c.k, acts[l], out, acts[1].scale));
+            let out: &[int8::ActQuant] = if l + 1 < n { &acts[l + 1] } else { &[] };
+            net.layers[l].q = Some(int8::LayerQuant::new(&c.weight, c.cout, c.cin, c.k, &acts[l], out, &res));
         }
         net.int8 = true;
         Ok(net)

@@ -125,7 +125,7 @@ impl Upscaler {
 pub fn calibrate(
     weights: &sesr::weights::CollapsedWeights,
     dirs: &[std::path::PathBuf],
-) -> Result<Vec<sesr::native::int8::ActQuant>> {
+) -> Result<Vec<Vec<sesr::native::int8::ActQuant>>> {
     if dirs.is_empty() {
         bail!("--native int8 needs --calib DIR (training images to calibrate the activation ranges on)");
     }
