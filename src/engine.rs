@@ -559,9 +559,16 @@ pub struct ChromaSiting {
 /// for 2× subsampled chroma and a luma scale factor `s`. A chroma sample `i` sits at luma
 /// position `2i + d` (d = 0 co-sited, ½ centred); luma maps by `(X + ½)/s − ½`.
 pub fn chroma_map(scale: usize, cosited: bool) -> (f64, f64) {
-    let s = scale as f64;
-    let d = if cosited { 0.0 } else { 0.5 };
-    (1.0 / s, ((d + 0.5) / s - 0.5 - d) / 2.0)
+    chroma_map_sub(scale, 2, cosited)
+}
+
+/// [`chroma_map`] for chroma subsampled `sub`× (1: full resolution, the luma mapping; 2: 4:2:x).
+/// A chroma sample `i` sits at luma position `sub·i + d`, `d` = 0 co-sited or `(sub − 1)/2`
+/// centred.
+pub fn chroma_map_sub(scale: usize, sub: usize, cosited: bool) -> (f64, f64) {
+    let (s, k) = (scale as f64, sub as f64);
+    let d = if cosited { 0.0 } else { (k - 1.0) / 2.0 };
+    (1.0 / s, ((d + 0.5) / s - 0.5 - d) / k)
 }
 
 /// Bicubic upscaler of 2×2-subsampled chroma planes between two fixed frame sizes.
@@ -585,8 +592,24 @@ impl ChromaScaler {
         siting: ChromaSiting,
         pool: Pool,
     ) -> Self {
-        let (hs, ho) = chroma_map(scale, siting.h_cosited);
-        let (vs, vo) = chroma_map(scale, siting.v_cosited);
+        Self::with_subsampling(in_w, in_h, out_w, out_h, scale, siting, (2, 2), pool)
+    }
+
+    /// As [`new`](Self::new), for chroma subsampled `sub = (horizontal, vertical)` times
+    /// (4:2:0 `(2, 2)`, 4:2:2 `(2, 1)`, 4:4:4 `(1, 1)`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_subsampling(
+        in_w: usize,
+        in_h: usize,
+        out_w: usize,
+        out_h: usize,
+        scale: usize,
+        siting: ChromaSiting,
+        sub: (usize, usize),
+        pool: Pool,
+    ) -> Self {
+        let (hs, ho) = chroma_map_sub(scale, sub.0, siting.h_cosited);
+        let (vs, vo) = chroma_map_sub(scale, sub.1, siting.v_cosited);
         ChromaScaler {
             h: Contributions::affine(in_w, out_w, hs, ho, 1.0),
             v: Contributions::affine(in_h, out_h, vs, vo, 1.0),
@@ -648,6 +671,9 @@ mod tests {
         // Co-sited: output chroma 0 sits on output luma 0, i.e. input luma −¼, i.e. chroma −⅛.
         assert_eq!(chroma_map(2, true), (0.5, -0.125));
         assert_eq!(chroma_map(4, true).1, (0.5 / 4.0 - 0.5) / 2.0);
+        // Full-resolution chroma maps like luma: MATLAB's (j + ½)/s − ½, whatever the siting.
+        assert_eq!(chroma_map_sub(2, 1, false), (0.5, -0.25));
+        assert_eq!(chroma_map_sub(2, 1, true), (0.5, -0.25));
     }
 
     #[test]

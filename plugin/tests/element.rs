@@ -458,3 +458,79 @@ fn native_pipelines_run_without_libtorch() {
         eprintln!("SKIPPED the libtorch half: libsesrtorch.so not built");
     }
 }
+
+/// The other 8-bit YUV layouts: NV21 (VU interleaved), YV12 (V before U), Y42B (4:2:2), Y444
+/// and GRAY8, each through the element: luma equals the model's, every chroma component equals
+/// the bicubic ×2 of the input component (centred siting: MATLAB's ×2 mapping in every
+/// direction, subsampled or not).
+#[test]
+fn more_yuv_layouts() {
+    use gst_video::VideoFormat as F;
+    init();
+    let (w, h) = (64usize, 48usize);
+    let photo = photo_frame(w, h, 150, 120);
+    let img = image::open(root().join("assets/images/astronaut.png")).unwrap().to_rgb8();
+    let chroma_value = |x: usize, y: usize, c: usize| img.get_pixel(100 + x as u32, 60 + y as u32).0[c * 2];
+    for format in [F::Nv21, F::Yv12, F::Y42b, F::Y444, F::Gray8] {
+        let el = gst::ElementFactory::make("sesrupscale").property("num-threads", 2u32).build().unwrap();
+        let mut hs = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+        hs.set_src_caps_str(&caps_str(format.to_str(), w, h, "jpeg"));
+        let info = gst_video::VideoInfo::builder(format, w as u32, h as u32).build().unwrap();
+        let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+        // Input planes: luma from the photo, each chroma component from another of its channels.
+        let mut comps: Vec<(u32, usize, usize, usize, usize, Vec<u8>)> = Vec::new(); // (plane, step, offset, cw, ch, data)
+        {
+            let b = buf.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::ZERO);
+            let mut fr = gst_video::VideoFrameRef::from_buffer_ref_writable(b, &info).unwrap();
+            let strides: Vec<usize> = fr.plane_stride().iter().map(|&s| s as usize).collect();
+            let fi = info.format_info();
+            for p in 0..fr.n_planes() {
+                let d = fr.plane_data_mut(p).unwrap();
+                if p == 0 {
+                    for r in 0..h {
+                        d[r * strides[0]..r * strides[0] + w].copy_from_slice(&photo.y[r * w..(r + 1) * w]);
+                    }
+                    continue;
+                }
+                let (sx, sy) = (1usize << fi.w_sub()[p as usize], 1usize << fi.h_sub()[p as usize]);
+                let (cw, ch) = (w.div_ceil(sx), h.div_ceil(sy));
+                let step = if matches!(format, F::Nv21) { 2 } else { 1 };
+                for c in 0..step {
+                    let data: Vec<u8> = (0..ch)
+                        .flat_map(|y| (0..cw).map(move |x| (x, y)))
+                        .map(|(x, y)| chroma_value(x, y, c + p as usize - 1))
+                        .collect();
+                    for y in 0..ch {
+                        for x in 0..cw {
+                            d[y * strides[p as usize] + x * step + c] = data[y * cw + x];
+                        }
+                    }
+                    comps.push((p, step, c, cw, ch, data));
+                }
+            }
+        }
+        let out = hs.push_and_pull(buf).unwrap();
+        let caps = hs.sinkpad().unwrap().current_caps().unwrap();
+        let s = caps.structure(0).unwrap();
+        assert_eq!(s.get::<&str>("format").unwrap(), format.to_str());
+        assert_eq!((s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap()), (2 * w as i32, 2 * h as i32));
+        let oinfo = gst_video::VideoInfo::from_caps(&caps).unwrap();
+        let fr = gst_video::VideoFrame::from_buffer_readable(out, &oinfo).unwrap();
+        let st: Vec<usize> = fr.plane_stride().iter().map(|&s| s as usize).collect();
+        let y0 = fr.plane_data(0).unwrap();
+        let y: Vec<u8> = (0..2 * h).flat_map(|r| y0[r * st[0]..r * st[0] + 2 * w].to_vec()).collect();
+        assert!(max_diff(&y, &reference_luma(&photo)) <= 1, "{format:?}: luma differs from the model");
+        assert_eq!(comps.len(), if format == F::Gray8 { 0 } else { 2 }, "{format:?}");
+        for (p, step, c, cw, ch, data) in comps {
+            let (ocw, och) = (2 * cw, 2 * ch);
+            let d = fr.plane_data(p).unwrap();
+            let got: Vec<u8> = (0..och)
+                .flat_map(|y| (0..ocw).map(move |x| (x, y)))
+                .map(|(x, y)| d[y * st[p as usize] + x * step + c])
+                .collect();
+            let want = reference_chroma(&data, cw, ch, ocw, och, false);
+            assert!(max_diff(&got, &want) <= 1, "{format:?} plane {p} component {c}: chroma differs");
+        }
+    }
+}

@@ -40,10 +40,22 @@ impl Default for Settings {
     }
 }
 
+/// The formats `sesrupscale` takes (and gives back, unchanged).
+const FORMATS: [gst_video::VideoFormat; 7] = [
+    gst_video::VideoFormat::Nv12,
+    gst_video::VideoFormat::Nv21,
+    gst_video::VideoFormat::I420,
+    gst_video::VideoFormat::Yv12,
+    gst_video::VideoFormat::Y42b,
+    gst_video::VideoFormat::Y444,
+    gst_video::VideoFormat::Gray8,
+];
+
 /// Negotiated geometry of one stream.
 struct Geometry {
     format: gst_video::VideoFormat,
-    chroma: ChromaScaler,
+    /// `None` for GRAY8.
+    chroma: Option<ChromaScaler>,
 }
 
 struct State {
@@ -274,7 +286,7 @@ impl ElementImpl for SesrUpscale {
             gst::subclass::ElementMetadata::new(
                 "SESR super-resolution upscaler",
                 "Filter/Converter/Video/Scaler",
-                "Upscales NV12/I420 video x2 or x4: luma with a collapsed SESR network (native CPU kernel or libtorch), chroma bicubic",
+                "Upscales YUV video (NV12, NV21, I420, YV12, Y42B, Y444, GRAY8) x2 or x4: luma with a collapsed SESR network (native CPU kernel or libtorch), chroma bicubic",
                 "sesr developers",
             )
         });
@@ -283,9 +295,7 @@ impl ElementImpl for SesrUpscale {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list([gst_video::VideoFormat::Nv12, gst_video::VideoFormat::I420])
-                .build();
+            let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS).build();
             vec![
                 gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).unwrap(),
                 gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).unwrap(),
@@ -382,12 +392,28 @@ impl VideoFilterImpl for SesrUpscale {
             return Err(gst::loggable_error!(CAT, "caps {} -> {} are not a x{} upscale", incaps, outcaps, s));
         }
         let siting = chroma_siting(incaps, in_info);
-        let (cw, ch) = (in_info.width().div_ceil(2) as usize, in_info.height().div_ceil(2) as usize);
-        let (ocw, och) = (out_info.width().div_ceil(2) as usize, out_info.height().div_ceil(2) as usize);
-        state.geometry = Some(Geometry {
-            format: in_info.format(),
-            chroma: ChromaScaler::new(cw, ch, ocw, och, s as usize, siting, state.engine.pool()),
+        let chroma = (in_info.format() != gst_video::VideoFormat::Gray8).then(|| {
+            // Subsampling of the chroma planes (log2), from the format.
+            let fi = in_info.format_info();
+            let (sx, sy) = (1usize << fi.w_sub()[1], 1usize << fi.h_sub()[1]);
+            let (w, h, ow, oh) = (
+                in_info.width() as usize,
+                in_info.height() as usize,
+                out_info.width() as usize,
+                out_info.height() as usize,
+            );
+            ChromaScaler::with_subsampling(
+                w.div_ceil(sx),
+                h.div_ceil(sy),
+                ow.div_ceil(sx),
+                oh.div_ceil(sy),
+                s as usize,
+                siting,
+                (sx, sy),
+                state.engine.pool(),
+            )
         });
+        state.geometry = Some(Geometry { format: in_info.format(), chroma });
         gst::info!(
             CAT,
             imp = self,
@@ -425,15 +451,19 @@ impl VideoFilterImpl for SesrUpscale {
             gst::element_imp_error!(self, gst::LibraryError::Failed, ["SESR inference failed: {}", e]);
             return Err(gst::FlowError::Error);
         }
+        let Some(chroma) = geometry.chroma.as_mut() else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
         match geometry.format {
-            gst_video::VideoFormat::Nv12 => {
+            // Interleaved chroma: both orders (UV, VU) are scaled alike.
+            gst_video::VideoFormat::Nv12 | gst_video::VideoFormat::Nv21 => {
                 let uv_in = inframe.plane_data(1).map_err(map_err)?;
-                geometry.chroma.scale_interleaved(uv_in, in_strides[1], c1_out, out_strides[1]);
+                chroma.scale_interleaved(uv_in, in_strides[1], c1_out, out_strides[1]);
             }
             _ => {
                 let u_in = inframe.plane_data(1).map_err(map_err)?;
                 let v_in = inframe.plane_data(2).map_err(map_err)?;
-                geometry.chroma.scale_planes(
+                chroma.scale_planes(
                     (u_in, in_strides[1]),
                     (v_in, in_strides[2]),
                     (c1_out, out_strides[1]),
