@@ -34,5 +34,8 @@ if have clippy; then
   cargo clippy -p sesr --no-default-features --all-targets -- -D warnings
 fi
 cargo test -p sesr --no-default-features "$@"
+echo "== soak: sesrupscale for 1 minute (renegotiation, seeks, state cycles, model swaps, tee)"
+cargo build --release -p gst-plugin-sesr --example soak
+./target/release/examples/soak --minutes 1 --sample 5
 echo "== the core cross-built for aarch64, its native tests under qemu-user"
 bash scripts/cross-aarch64.sh
