@@ -10,7 +10,8 @@
 //! The plugin is loaded from the build folder as users load it (`GST_PLUGIN_PATH`), so this
 //! process holds no libtorch unless the element loads it.
 //!
-//! `cargo run --release -p gst-plugin-sesr --example soak -- [--minutes 10] [--renegotiate 40]`
+//! `cargo run --release -p gst-plugin-sesr --example soak -- [--minutes 10] [--renegotiate 40]
+//!  [--sample 1] [--max-growth 5]`
 
 use gst::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,7 +73,11 @@ fn main() {
     }
     let minutes: f64 = arg(&args, "--minutes", "10").parse().expect("--minutes N");
     let every: u64 = arg(&args, "--renegotiate", "40").parse().expect("--renegotiate K");
-    let sample = Duration::from_secs_f64(arg(&args, "--sample", "10").parse().expect("--sample S"));
+    // Allowed RSS growth after warm-up, in %. Short runs need more: the buffer pools of the
+    // shape being played swing a ~25 MiB process by a few MiB.
+    let max_growth: f64 = arg(&args, "--max-growth", "5").parse().expect("--max-growth PERCENT");
+    // Sampled often enough that each window sees the buffers of every shape at their peak.
+    let sample = Duration::from_secs_f64(arg(&args, "--sample", "1").parse().expect("--sample S"));
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     let plugins = format!("{}/../target/{profile}", env!("CARGO_MANIFEST_DIR"));
     std::env::set_var("GST_PLUGIN_PATH", &plugins);
@@ -108,6 +113,7 @@ fn main() {
     let mut curve: Vec<(f64, f64, usize, u64)> = vec![(0.0, rss_mib(), threads(), 0)];
     let mut step = 0u64;
     let mut last_frames = 0u64;
+    let mut last_progress = Instant::now();
     while t0.elapsed() < total {
         if let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(50), &[gst::MessageType::Error]) {
             if let gst::MessageView::Error(e) = msg.view() {
@@ -146,11 +152,13 @@ fn main() {
             last_sample = Instant::now();
             let n = frames.load(Ordering::Relaxed);
             curve.push((t0.elapsed().as_secs_f64(), rss_mib(), threads(), n));
-            if n == last_frames {
-                errors.push(format!("no frame in the last {:.0} s", sample.as_secs_f64()));
+            if n != last_frames {
+                last_frames = n;
+                last_progress = Instant::now();
+            } else if last_progress.elapsed() > Duration::from_secs(10) {
+                errors.push("no frame in the last 10 s".to_string());
                 break;
             }
-            last_frames = n;
         }
     }
     p.set_state(gst::State::Null).unwrap();
@@ -158,8 +166,12 @@ fn main() {
     println!("soak: {minutes} min, two instances behind a tee, {} shapes", SHAPES.len());
     println!("| t s | RSS MiB | threads | frames (instance a) |");
     println!("|---|---|---|---|");
-    for (t, r, th, n) in &curve {
-        println!("| {t:.0} | {r:.1} | {th} | {n} |");
+    // At most ~30 rows of the curve (all samples count for the verdict).
+    let stride = curve.len().div_ceil(30).max(1);
+    for (i, (t, r, th, n)) in curve.iter().enumerate() {
+        if i % stride == 0 || i + 1 == curve.len() {
+            println!("| {t:.0} | {r:.1} | {th} | {n} |");
+        }
     }
     let frames = frames.load(Ordering::Relaxed);
     let peak = curve.iter().map(|c| c.1).fold(0.0, f64::max);
@@ -181,7 +193,7 @@ fn main() {
     for e in &errors {
         println!("error: {e}");
     }
-    if !errors.is_empty() || growth.is_nan() || growth > 5.0 || frames == 0 {
+    if !errors.is_empty() || growth.is_nan() || growth > max_growth || frames == 0 {
         println!("soak: FAILED");
         std::process::exit(1);
     }
