@@ -30,21 +30,26 @@ fn model_path(name: &str) -> PathBuf {
     }
 }
 
-/// Median fps of `engine` on a `w`×`h` plane, after one warm-up frame.
-fn engine_fps(engine: &mut Engine, w: usize, h: usize, frames: usize) -> f64 {
-    let src = sesr::engine::texture(w, h);
-    let s = engine.scale;
-    let mut dst = vec![0u8; w * h * s * s];
+/// Median frames per second of `frame` over `frames` calls, after one warm-up call.
+fn median_fps(frames: usize, mut frame: impl FnMut()) -> f64 {
     let mut times = Vec::new();
     for i in 0..=frames {
         let t0 = Instant::now();
-        engine.upscale_luma(&src, w, w, h, &mut dst, w * s).unwrap();
+        frame();
         if i >= 1 {
             times.push(t0.elapsed().as_secs_f64());
         }
     }
     times.sort_by(|a, b| a.total_cmp(b));
     1.0 / times[times.len() / 2]
+}
+
+/// Median fps of `engine` on a `w`×`h` plane.
+fn engine_fps(engine: &mut Engine, w: usize, h: usize, frames: usize) -> f64 {
+    let src = sesr::engine::texture(w, h);
+    let s = engine.scale;
+    let mut dst = vec![0u8; w * h * s * s];
+    median_fps(frames, || engine.upscale_luma(&src, w, w, h, &mut dst, w * s).unwrap())
 }
 
 /// Median fps of the integer kernel (best variant; activation ranges calibrated on the probe
@@ -59,16 +64,7 @@ fn int8_fps(pt: &std::path::Path, w: usize, h: usize, frames: usize, threads: us
     let src = sesr::engine::texture(w, h);
     let s = net.scale();
     let mut dst = vec![0u8; w * h * s * s];
-    let mut times = Vec::new();
-    for i in 0..=frames {
-        let t0 = Instant::now();
-        net.upscale(&src, w, w, h, &mut dst, w * s, &mut ws, &pool);
-        if i >= 1 {
-            times.push(t0.elapsed().as_secs_f64());
-        }
-    }
-    times.sort_by(|a, b| a.total_cmp(b));
-    1.0 / times[times.len() / 2]
+    median_fps(frames, || net.upscale(&src, w, w, h, &mut dst, w * s, &mut ws, &pool))
 }
 
 fn sgemm_gflops(device: tch::Device) -> f64 {

@@ -66,6 +66,11 @@ struct TorchLib {
     _lib: &'static libloading::Library,
 }
 
+/// The NUL-terminated message the library wrote into `buf`.
+fn c_message(buf: &[u8]) -> String {
+    String::from_utf8_lossy(&buf[..buf.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned()
+}
+
 fn candidates() -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Some(p) = std::env::var_os("SESR_TORCH_BACKEND") {
@@ -225,9 +230,8 @@ impl ModelRunner {
         let mut err = vec![0u8; 2048];
         // SAFETY: valid structures and buffer, as the ABI requires.
         let handle = unsafe { (lib.open)(&o, &mut info, err.as_mut_ptr() as *mut c_char, err.len()) };
-        let msg = || String::from_utf8_lossy(&err[..err.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned();
         if handle.is_null() {
-            return Err(msg());
+            return Err(c_message(&err));
         }
         let isa = match info.isa {
             1 => Some(Isa::Avx512),
@@ -247,7 +251,7 @@ impl ModelRunner {
         };
         Ok(ModelRunner {
             inner: Inner::Remote(remote),
-            fallback_reason: (info.fell_back == 1).then(msg),
+            fallback_reason: (info.fell_back == 1).then(|| c_message(&err)),
             libtorch_reason: Some(format!("{why} ({})", lib.path.display())),
             stripe_rows: 0,
         })
@@ -336,7 +340,7 @@ impl ModelRunner {
                 if rc == 0 {
                     Ok(())
                 } else {
-                    Err(String::from_utf8_lossy(&err[..err.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned())
+                    Err(c_message(&err))
                 }
             }
         }

@@ -557,23 +557,24 @@ impl NativeSesr {
                 (_, 5) => int8::conv_row::<5>(&rows, cs, layer, q, cw, out, &post, to_ring),
                 (_, k) => unreachable!("kernel size {k}"),
             }
-            for r in 0..out_rows {
-                out[r * cs + PAD + wt..r * cs + PAD + cw].fill(0.0);
+        } else {
+            match (self.isa, self.bf16, layer.k) {
+                // SAFETY (all arms): extents checked above; the variant was checked available
+                // (`Isa::available`) when the network was built.
+                (Isa::Avx512, false, 3) => unsafe { avx512::conv_row::<3>(&rows, cs, layer, cw, out, &post) },
+                (Isa::Avx512, false, 5) => unsafe { avx512::conv_row::<5>(&rows, cs, layer, cw, out, &post) },
+                (Isa::Avx512, true, 3) => unsafe {
+                    avx512::conv_row_bf16::<3>(&rows, cs, layer, cw, out, &post, to_ring)
+                },
+                (Isa::Avx512, true, 5) => unsafe {
+                    avx512::conv_row_bf16::<5>(&rows, cs, layer, cw, out, &post, to_ring)
+                },
+                (Isa::Avx2, _, 3) => unsafe { avx2::conv_row::<3>(&rows, cs, layer, cw, out, &post) },
+                (Isa::Avx2, _, 5) => unsafe { avx2::conv_row::<5>(&rows, cs, layer, cw, out, &post) },
+                (Isa::Portable, _, 3) => portable::conv_row::<3>(&rows, cs, layer, cw, out, &post),
+                (Isa::Portable, _, 5) => portable::conv_row::<5>(&rows, cs, layer, cw, out, &post),
+                (_, _, k) => unreachable!("kernel size {k}"),
             }
-            return;
-        }
-        match (self.isa, self.bf16, layer.k) {
-            // SAFETY (all arms): extents checked above; the variant was checked available
-            // (`Isa::available`) when the network was built.
-            (Isa::Avx512, false, 3) => unsafe { avx512::conv_row::<3>(&rows, cs, layer, cw, out, &post) },
-            (Isa::Avx512, false, 5) => unsafe { avx512::conv_row::<5>(&rows, cs, layer, cw, out, &post) },
-            (Isa::Avx512, true, 3) => unsafe { avx512::conv_row_bf16::<3>(&rows, cs, layer, cw, out, &post, to_ring) },
-            (Isa::Avx512, true, 5) => unsafe { avx512::conv_row_bf16::<5>(&rows, cs, layer, cw, out, &post, to_ring) },
-            (Isa::Avx2, _, 3) => unsafe { avx2::conv_row::<3>(&rows, cs, layer, cw, out, &post) },
-            (Isa::Avx2, _, 5) => unsafe { avx2::conv_row::<5>(&rows, cs, layer, cw, out, &post) },
-            (Isa::Portable, _, 3) => portable::conv_row::<3>(&rows, cs, layer, cw, out, &post),
-            (Isa::Portable, _, 5) => portable::conv_row::<5>(&rows, cs, layer, cw, out, &post),
-            (_, _, k) => unreachable!("kernel size {k}"),
         }
         for r in 0..out_rows {
             out[r * cs + PAD + wt..r * cs + PAD + cw].fill(0.0);
