@@ -1,7 +1,8 @@
-//! Integer inference: 8-bit activations × 8-bit weights, 32-bit sums.
+//! Integer inference: 8-bit activations × 7-bit weights, 32-bit sums.
 //!
-//! Quantisation (what a QAT forward has to model, and what [`reference`] computes):
-//! * weights per output channel, symmetric: `w ≈ sw[co] · q`, `q ∈ [−127, 127]`;
+//! Quantisation (what a QAT forward has to model, and what [`conv_row`] computes):
+//! * weights per output channel, symmetric: `w ≈ sw[co] · q`, `q ∈ [−63, 63]` (7 bits: see
+//!   below; the input conv, whose input is exact, keeps `[−127, 127]`);
 //! * each layer's input per channel, asymmetric 8-bit: `a[ci] ≈ s[ci] · (q − z[ci])`,
 //!   `q ∈ [0, 255]`; the network input `Y/255 − ½` is exactly `(2Y − 255)/510`. The input
 //!   scales are folded into the weights before these are quantised: `w[co][ci]·s[ci] ≈ sw[co]·q_w`;
@@ -10,17 +11,32 @@
 //!   layer's quantisation, `q = clamp(round_even(y / s') + z', 0, 255)`; the output conv's `y`
 //!   goes on in float32 (`+ x`, clamp, 8-bit rounding) as in the float kernel.
 //!
-//! Rings hold `(q − z)` as i16 in channel pairs, one 32-bit word per pixel and pair (the bf16
-//! layout): `vpmaddwd` multiplies a pair of activations by a pair of weights and adds both
-//! products into one int32 lane — exact, no int16 saturation (|q − z| ≤ 255, |q_w| ≤ 127).
+//! Layouts. The rings after the input conv hold `q` itself, four channels to a 32-bit word
+//! (byte `i` = channel `4·quad + i`), and their padding holds each channel's zero point, so a
+//! border tap adds `q_w · z` — taken back by a per-output-channel constant, `corr = Σ q_w · z`.
+//! `vpmaddubsw` multiplies the four unsigned bytes of a pixel by four signed weight bytes and
+//! adds them in pairs into int16 (`2 · 255 · 63 < 2¹⁵`: never saturates with 7-bit weights),
+//! `vpmaddwd` by ones adds the pairs into int32: 32 multiply-accumulates in 3 instructions, where
+//! float32 FMA does 8 in one. (`vpdpbusd` of AVX-VNNI does all three in one.) The input conv
+//! reads the exact `2Y − 255` as int16 in a pair word `(2Y − 255, 0)` with `vpmaddwd`.
 
 use super::{Layer, Post, PAD};
+
+/// Largest weight magnitude of the layers with 8-bit activations (7 bits: no int16 saturation
+/// in `vpmaddubsw`).
+pub const QW_MAX: i32 = 63;
+/// Largest weight magnitude of the input conv (int16 activations, `vpmaddwd`).
+const QW_MAX_INPUT: i32 = 127;
 
 /// Activation quantisation of one layer's input: `a ≈ scale · (q − zero)`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ActQuant {
     pub scale: f32,
     pub zero: i32,
+    /// The channel's mean over the calibration data (0 if unknown): the weights' rounding
+    /// error times it is taken off the bias (bias correction).
+    #[serde(default)]
+    pub mean: f32,
 }
 
 impl ActQuant {
@@ -29,89 +45,163 @@ impl ActQuant {
         let (lo, hi) = (lo.min(0.0), hi.max(0.0));
         let scale = ((hi - lo) / 255.0).max(1e-8);
         let zero = (-lo / scale).round().clamp(0.0, 255.0) as i32;
-        ActQuant { scale, zero }
+        ActQuant { scale, zero, mean: 0.0 }
     }
 
-    /// `(q − zero)` of `y`, as the kernels compute it (`inv` = 1/scale in f32).
+    /// `q` of `y` (`inv` = 1/scale in f32), as the kernels compute it.
+    #[inline]
+    pub fn quantise_u8(y: f32, inv: f32, zero: i32) -> u8 {
+        ((y * inv).clamp(-1e9, 1e9).round_ties_even() as i32 + zero).clamp(0, 255) as u8
+    }
+
+    /// `(q − zero)` of `y`.
     #[inline]
     pub fn quantise(y: f32, inv: f32, zero: i32) -> i16 {
-        let q = (y * inv).clamp(-1e9, 1e9).round_ties_even() as i32 + zero;
-        (q.clamp(0, 255) - zero) as i16
+        (Self::quantise_u8(y, inv, zero) as i32 - zero) as i16
     }
 }
 
 /// What a layer needs in integer mode.
 #[derive(Debug, Clone)]
 pub(super) struct LayerQuant {
-    /// `[cout/4][cin/2][k][k][4]` words: the i16 weight pair (2q, 2q+1) of one output channel.
+    /// Whether the input is in quads of 8-bit `q` (the blocks), or in int16 pairs (the input
+    /// conv: `(2Y − 255, 0)`; the output conv: `q − z`).
+    pub quad: bool,
+    /// Whether the output (to a ring) is in quads, or in pairs `q − z` (for the output conv).
+    pub out_quad: bool,
+    /// Quads: `[cout/4][cin/4][k][k][4]` words, the 4 signed weight bytes (channels 4q..4q+3)
+    /// of one output channel. Pairs: `[cout/4][cin/2][k][k][4]`, the i16 pair (2q, 2q+1).
     pub w: Vec<u32>,
+    /// `Σ q_w · z` over the input channels and taps, per output channel (quads; else 0).
+    pub corr: Vec<i32>,
     /// `sw[co]` per output channel (the input scales are folded into the weights).
     pub scale: Vec<f32>,
+    /// The bias less the weights' expected rounding error, `Σ (w_q − w) · mean(input)`.
+    pub bias: Vec<f32>,
     /// Per output channel: 1 / the next layer's input scale, and its zero point (layers that
     /// feed a ring; empty for the output conv).
     pub out_inv: Vec<f32>,
     pub out_zero: Vec<i32>,
-    /// Per channel, the scale of the `f0` ring (the residual added after the last block).
+    /// Per channel, the scale and zero point of the `f0` ring (the residual added after the
+    /// last block).
     pub res_scale: Vec<f32>,
+    pub res_zero: Vec<i32>,
+    /// The padding words of this layer's input ring, per quad (quads only).
+    pub pad: Vec<u32>,
 }
 
 impl LayerQuant {
     /// Quantises OIHW `weight` (times the input scales) per output channel; `input`: this
     /// layer's input quantisation per channel, `out` the next layer's (empty for the output
-    /// conv), `res` the `f0` scales per channel.
+    /// conv), `res` the `f0` ring's; `quad`/`out_quad`: input/output in quads of bytes (else
+    /// int16 pairs).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         weight: &[f32],
+        bias: &[f32],
         cout: usize,
         cin: usize,
         k: usize,
         input: &[ActQuant],
         out: &[ActQuant],
-        res: &[f32],
+        res: &[ActQuant],
+        quad: bool,
+        out_quad: bool,
     ) -> Self {
         let per = cin * k * k;
+        let qmax = if quad { QW_MAX } else { QW_MAX_INPUT } as f32;
         let folded: Vec<f32> = weight.iter().enumerate().map(|(i, &w)| w * input[(i / (k * k)) % cin].scale).collect();
         let mut sw = Vec::with_capacity(cout);
-        let mut q = vec![0i16; weight.len()];
+        let mut q = vec![0i32; weight.len()];
         for co in 0..cout {
-            let m = folded[co * per..(co + 1) * per].iter().fold(0f32, |a, &v| a.max(v.abs()));
-            let s = if m > 0.0 { m / 127.0 } else { 1.0 };
+            let row = &folded[co * per..(co + 1) * per];
+            let m = row.iter().fold(0f32, |a, &v| a.max(v.abs()));
+            // The grid of least squared error among max-abs ones shrunk by up to 30 %: clipping
+            // a few large weights buys resolution for the others (worth 0.0x dB at 7 bits).
+            let err = |s: f32| -> f64 {
+                row.iter().map(|&v| ((v / s).round_ties_even().clamp(-qmax, qmax) * s - v) as f64).map(|d| d * d).sum()
+            };
+            let s = if m > 0.0 {
+                (0..16)
+                    .map(|i| m * (1.0 - 0.02 * i as f32) / qmax)
+                    .min_by(|&a, &b| err(a).total_cmp(&err(b)))
+                    .unwrap_or(m / qmax)
+            } else {
+                1.0
+            };
             sw.push(s);
             for i in 0..per {
-                q[co * per + i] = (folded[co * per + i] / s).round_ties_even().clamp(-127.0, 127.0) as i16;
+                q[co * per + i] = (row[i] / s).round_ties_even().clamp(-qmax, qmax) as i32;
             }
         }
-        let mut w = Vec::with_capacity(cout * cin.div_ceil(2) * k * k);
+        let at = |co: usize, ci: usize, t: usize| if ci < cin { q[(co * cin + ci) * k * k + t] } else { 0 };
+        let bias = (0..cout)
+            .map(|co| {
+                let mut e = 0f64;
+                for (ci, a) in input.iter().enumerate().take(cin) {
+                    for t in 0..k * k {
+                        let i = (co * cin + ci) * k * k + t;
+                        e += (at(co, ci, t) as f64 * sw[co] as f64 / a.scale as f64 - weight[i] as f64) * a.mean as f64;
+                    }
+                }
+                (bias[co] as f64 - e) as f32
+            })
+            .collect();
+        let group = if quad { 4 } else { 2 };
+        let mut w = Vec::with_capacity(cout * cin.div_ceil(group) * k * k);
         for cb in 0..cout / 4 {
-            for p in 0..cin.div_ceil(2) {
+            for g in 0..cin.div_ceil(group) {
                 for t in 0..k * k {
                     for j in 0..4 {
-                        let at = |ci: usize| if ci < cin { q[((cb * 4 + j) * cin + ci) * k * k + t] } else { 0 };
-                        w.push(at(2 * p) as u16 as u32 | (at(2 * p + 1) as u16 as u32) << 16);
+                        let co = cb * 4 + j;
+                        w.push(if quad {
+                            (0..4).fold(0u32, |word, i| word | (at(co, 4 * g + i, t) as i8 as u8 as u32) << (8 * i))
+                        } else {
+                            at(co, 2 * g, t) as i16 as u16 as u32 | (at(co, 2 * g + 1, t) as i16 as u16 as u32) << 16
+                        });
                     }
                 }
             }
         }
+        let corr = (0..cout)
+            .map(|co| {
+                if !quad {
+                    return 0;
+                }
+                (0..cin).map(|ci| (0..k * k).map(|t| at(co, ci, t)).sum::<i32>() * input[ci].zero).sum()
+            })
+            .collect();
         LayerQuant {
+            quad,
+            out_quad,
             w,
+            corr,
             scale: sw,
+            bias,
             out_inv: out.iter().map(|a| 1.0 / a.scale).collect(),
             out_zero: out.iter().map(|a| a.zero).collect(),
-            res_scale: res.to_vec(),
+            res_scale: res.iter().map(|a| a.scale).collect(),
+            res_zero: res.iter().map(|a| a.zero).collect(),
+            pad: if quad { (0..cin.div_ceil(4)).map(|g| pad_word(input, g)).collect() } else { Vec::new() },
         }
     }
+}
+
+/// The padding word of a ring of quads: each channel's zero point (0 past the channels).
+pub(super) fn pad_word(acts: &[ActQuant], quad: usize) -> u32 {
+    (0..4).fold(0, |w, i| w | acts.get(4 * quad + i).map_or(0, |a| a.zero as u32 & 0xFF) << (8 * i))
 }
 
 /// The float value of `(acc, co)` after bias, PReLU and the residual — the order every variant
 /// follows, so that they agree bit for bit.
 #[inline]
-fn finish(acc: i32, co: usize, layer: &Layer, q: &LayerQuant, res: Option<i16>) -> f32 {
-    let mut y = acc as f32 * q.scale[co] + layer.bias[co];
+fn finish(acc: i32, co: usize, layer: &Layer, q: &LayerQuant, res: Option<u8>) -> f32 {
+    let mut y = acc as f32 * q.scale[co] + q.bias[co];
     if let Some(al) = &layer.alpha {
         y = y.max(0.0) + al[co] * y.min(0.0);
     }
     if let Some(r) = res {
-        y += r as f32 * q.res_scale[co];
+        y += (r as i32 - q.res_zero[co]) as f32 * q.res_scale[co];
     }
     y
 }
@@ -122,9 +212,21 @@ fn pair(w: u32) -> (i32, i32) {
     (w as u16 as i16 as i32, (w >> 16) as u16 as i16 as i32)
 }
 
+/// Byte `i` of word `w`, unsigned or signed.
+#[inline]
+fn byte(w: u32, i: usize) -> i32 {
+    (w >> (8 * i)) as u8 as i32
+}
+
+#[inline]
+fn sbyte(w: u32, i: usize) -> i32 {
+    (w >> (8 * i)) as u8 as i8 as i32
+}
+
 /// One output row of a k×k convolution in integers (see the module docs); safe Rust, the
-/// reference of the SIMD variants and the portable variant itself. Rows hold i16 pairs in
-/// 32-bit words (`f32` slots holding the bits); `out` the same (`to_ring`) or float32.
+/// reference of the SIMD variants and the portable variant itself. Rows hold 32-bit words
+/// (`f32` slots holding the bits): quads of `q` (or the input pair); `out` quads (`to_ring`)
+/// or float32.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn conv_row<const K: usize>(
     rows: &[&[f32]; 5],
@@ -137,63 +239,79 @@ pub(super) fn conv_row<const K: usize>(
     to_ring: bool,
 ) {
     let p = K / 2;
-    let pairs = layer.cin.div_ceil(2);
+    let groups = layer.cin.div_ceil(if q.quad { 4 } else { 2 });
+    let zeros: Vec<i32> =
+        if q.quad { (0..groups * 4).map(|c| byte(q.pad_in(c / 4), c % 4)).collect() } else { Vec::new() };
     let mut acc = vec![0i32; 4 * cw];
     for cb in 0..layer.cout / 4 {
         acc.fill(0);
-        let mut wi = cb * pairs * K * K * 4;
-        for qp in 0..pairs {
+        let mut wi = cb * groups * K * K * 4;
+        for g in 0..groups {
             for row in rows.iter().take(K) {
-                let base = qp * cs + PAD - p;
+                let base = g * cs + PAD - p;
                 for dx in 0..K {
                     let seg = &row[base + dx..base + dx + cw];
                     for j in 0..4 {
-                        let (w0, w1) = pair(q.w[wi + j]);
+                        let wq = q.w[wi + j];
                         for (a, &x) in acc[j * cw..(j + 1) * cw].iter_mut().zip(seg) {
-                            let (x0, x1) = pair(x.to_bits());
-                            *a += x0 * w0 + x1 * w1;
+                            let x = x.to_bits();
+                            *a += if q.quad {
+                                (0..4).map(|i| sbyte(wq, i) * (byte(x, i) - zeros[4 * g + i])).sum::<i32>()
+                            } else {
+                                let ((x0, x1), (w0, w1)) = (pair(x), pair(wq));
+                                x0 * w0 + x1 * w1
+                            };
                         }
                     }
                     wi += 4;
                 }
             }
         }
-        for j in 0..4 {
-            let co = cb * 4 + j;
-            for i in 0..cw {
-                let at = PAD + i;
-                let res = post.residual.map(|r| {
-                    let (lo, hi) = pair(r[(co / 2) * cs + at].to_bits());
-                    if co % 2 == 0 {
-                        lo as i16
-                    } else {
-                        hi as i16
-                    }
-                });
+        for i in 0..cw {
+            let at = PAD + i;
+            let mut word = 0u32;
+            for j in 0..4 {
+                let co = cb * 4 + j;
+                let res = post.residual.map(|r| byte(r[cb * cs + at].to_bits(), j) as u8);
                 let y = finish(acc[j * cw + i], co, layer, q, res);
-                if to_ring {
-                    let v = ActQuant::quantise(y, q.out_inv[co], q.out_zero[co]) as u16 as u32;
-                    let slot = &mut out[(co / 2) * cs + at];
-                    let old = slot.to_bits();
-                    let word = if co % 2 == 0 { (old & 0xFFFF_0000) | v } else { (old & 0xFFFF) | v << 16 };
-                    *slot = f32::from_bits(word);
-                } else {
+                if !to_ring {
                     out[co * cs + at] = y;
+                } else if q.out_quad {
+                    word |= (ActQuant::quantise_u8(y, q.out_inv[co], q.out_zero[co]) as u32) << (8 * j);
+                } else {
+                    let v = ActQuant::quantise(y, q.out_inv[co], q.out_zero[co]) as u16 as u32;
+                    word |= v << (16 * (j % 2));
+                    if j % 2 == 1 {
+                        out[(co / 2) * cs + at] = f32::from_bits(std::mem::take(&mut word));
+                    }
                 }
+            }
+            if to_ring && q.out_quad {
+                out[cb * cs + at] = f32::from_bits(word);
             }
         }
     }
 }
 
-/// [`conv_row`] with AVX2: `vpmaddwd` on channel pairs, 4 vectors of 8 pixels × 2 output
-/// channels (8 int32 accumulators), then the same float steps as [`finish`], vectorised.
+impl LayerQuant {
+    /// The padding word of quad `g` of this layer's input (its channels' zero points).
+    fn pad_in(&self, g: usize) -> u32 {
+        self.pad.get(g).copied().unwrap_or(0)
+    }
+}
+/// [`conv_row`] with AVX2: a register block of 16 pixels (2 ymm) × the 4 output channels of a
+/// quad (8 int32 accumulators): per quad of input channels and tap, 2 loads, 4 weight
+/// broadcasts and 8 × (`vpmaddubsw`, `vpmaddwd` by ones, `vpaddd`) — or, for the input conv's
+/// int16 pairs, 8 × (`vpmaddwd`, `vpaddd`). Then the same float steps as [`finish`], vectorised,
+/// and the 4 channels packed into one word per pixel (`vpackssdw`, `vpackuswb` saturate to
+/// 0..255 as the reference's clamp does).
 ///
 /// # Safety
-/// As [`super::avx512::conv_row`] with rows in channel pairs (`out` too when `to_ring`), `cw` a
-/// multiple of 32, and AVX2 present; the channels of a pair are written together (J = 2).
+/// As [`super::avx512::conv_row`] with rows of 32-bit words (quads, or pairs when `!q.quad`),
+/// `out` in quads when `to_ring`, `cw` a multiple of 16, and AVX2 present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn conv_row_avx2<const K: usize>(
     rows: &[&[f32]; 5],
     cs: usize,
@@ -204,93 +322,232 @@ pub(super) unsafe fn conv_row_avx2<const K: usize>(
     post: &Post,
     to_ring: bool,
 ) {
+    if q.quad {
+        conv_row_avx2_g::<K, true>(rows, cs, layer, q, cw, out, post, to_ring)
+    } else {
+        conv_row_avx2_g::<K, false>(rows, cs, layer, q, cw, out, post, to_ring)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+unsafe fn conv_row_avx2_g<const K: usize, const QUAD: bool>(
+    rows: &[&[f32]; 5],
+    cs: usize,
+    layer: &Layer,
+    q: &LayerQuant,
+    cw: usize,
+    out: &mut [f32],
+    post: &Post,
+    to_ring: bool,
+) {
     use std::arch::x86_64::*;
-    const J: usize = 2;
-    const V: usize = 4;
+    const V: usize = 2;
     let p = K / 2;
-    let pairs = layer.cin.div_ceil(2);
+    let groups = layer.cin.div_ceil(if QUAD { 4 } else { 2 });
     let zero = _mm256_setzero_si256();
     let fzero = _mm256_setzero_ps();
+    let ones = _mm256_set1_epi16(1);
+    // Byte 4·ch + px of a lane → byte 4·px + ch: the 4 channels of a pixel side by side.
+    let interleave = _mm256_setr_epi8(
+        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+    );
     let out = out.as_mut_ptr();
     for xb in (0..cw).step_by(8 * V) {
         for cb in 0..layer.cout / 4 {
-            for half in 0..4 / J {
-                let mut acc = [[zero; V]; J];
-                let mut wp = q.w.as_ptr().add(cb * pairs * K * K * 4 + half * J);
-                for qp in 0..pairs {
-                    for row in rows.iter().take(K) {
-                        let base = (row.as_ptr() as *const i32).add(qp * cs + PAD - p + xb);
-                        for dx in 0..K {
-                            let mut w = [zero; J];
-                            for j in 0..J {
-                                w[j] = _mm256_set1_epi32(*wp.add(j) as i32);
-                            }
-                            for v in 0..V {
-                                let x = _mm256_loadu_si256(base.add(dx + v * 8) as *const __m256i);
-                                for j in 0..J {
-                                    acc[j][v] = _mm256_add_epi32(acc[j][v], _mm256_madd_epi16(x, w[j]));
-                                }
-                            }
-                            wp = wp.add(4);
+            let mut acc = [[zero; V]; 4];
+            let mut wp = q.w.as_ptr().add(cb * groups * K * K * 4);
+            for g in 0..groups {
+                for row in rows.iter().take(K) {
+                    let base = (row.as_ptr() as *const i32).add(g * cs + PAD - p + xb);
+                    for dx in 0..K {
+                        if QUAD {
+                            quad_step(&mut acc, base.add(dx), wp, ones);
+                        } else {
+                            pair_step(&mut acc, base.add(dx), wp);
                         }
+                        wp = wp.add(4);
                     }
                 }
-                let mut ys = [[_mm256_setzero_ps(); V]; J];
-                for j in 0..J {
-                    let co = cb * 4 + half * J + j;
-                    let scale = _mm256_set1_ps(q.scale[co]);
-                    let bias = _mm256_set1_ps(layer.bias[co]);
-                    let slope = layer.alpha.as_ref().map(|al| _mm256_set1_ps(al[co]));
-                    for v in 0..V {
-                        let at = PAD + xb + v * 8;
-                        let mut y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[j][v]), scale), bias);
-                        if let Some(s) = slope {
-                            y = _mm256_add_ps(_mm256_max_ps(y, fzero), _mm256_mul_ps(s, _mm256_min_ps(y, fzero)));
-                        }
-                        if let Some(r) = post.residual {
-                            let word =
-                                _mm256_loadu_si256((r.as_ptr() as *const i32).add((co / 2) * cs + at) as *const _);
-                            // The i16 of this channel, sign-extended.
-                            let v16 = if co.is_multiple_of(2) {
-                                _mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(word))
-                            } else {
-                                _mm256_srai_epi32::<16>(word)
-                            };
-                            y = _mm256_add_ps(
-                                y,
-                                _mm256_mul_ps(_mm256_cvtepi32_ps(v16), _mm256_set1_ps(q.res_scale[co])),
-                            );
-                        }
-                        ys[j][v] = y;
-                    }
-                }
-                // Channels (even, odd) of one pair: quantised and stored as one word each pixel.
-                let co = cb * 4 + half * J;
+            }
+            let mut ys = [[fzero; V]; 4];
+            for j in 0..4 {
+                let co = cb * 4 + j;
+                let corr = _mm256_set1_epi32(q.corr[co]);
+                let scale = _mm256_set1_ps(q.scale[co]);
+                let bias = _mm256_set1_ps(q.bias[co]);
+                let slope = layer.alpha.as_ref().map(|al| _mm256_set1_ps(al[co]));
                 for v in 0..V {
                     let at = PAD + xb + v * 8;
-                    if to_ring {
-                        let quant = |y: __m256, c: usize| {
-                            let t = _mm256_mul_ps(y, _mm256_set1_ps(q.out_inv[c]));
-                            let t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-1e9)), _mm256_set1_ps(1e9));
-                            // round-to-nearest-even (MXCSR default), + zero, clamp, − zero.
-                            let qv = _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(q.out_zero[c]));
-                            let qv = _mm256_min_epi32(_mm256_max_epi32(qv, zero), _mm256_set1_epi32(255));
-                            _mm256_sub_epi32(qv, _mm256_set1_epi32(q.out_zero[c]))
-                        };
+                    let a = _mm256_sub_epi32(acc[j][v], corr);
+                    let mut y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a), scale), bias);
+                    if let Some(s) = slope {
+                        y = _mm256_add_ps(_mm256_max_ps(y, fzero), _mm256_mul_ps(s, _mm256_min_ps(y, fzero)));
+                    }
+                    if let Some(r) = post.residual {
+                        let word = _mm256_loadu_si256((r.as_ptr() as *const i32).add(cb * cs + at) as *const _);
+                        let shifted = _mm256_srlv_epi32(word, _mm256_set1_epi32(8 * j as i32));
+                        let b = _mm256_and_si256(shifted, _mm256_set1_epi32(0xFF));
+                        let d = _mm256_sub_epi32(b, _mm256_set1_epi32(q.res_zero[co]));
+                        y = _mm256_add_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(q.res_scale[co])));
+                    }
+                    ys[j][v] = y;
+                }
+            }
+            for v in 0..V {
+                let at = PAD + xb + v * 8;
+                let quant = |j: usize| {
+                    let co = cb * 4 + j;
+                    let t = _mm256_mul_ps(ys[j][v], _mm256_set1_ps(q.out_inv[co]));
+                    let t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-1e9)), _mm256_set1_ps(1e9));
+                    // Round to nearest even (MXCSR default), + zero.
+                    _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(q.out_zero[co]))
+                };
+                if to_ring && q.out_quad {
+                    // The packs saturate to 0..255: the clamp.
+                    let lo = _mm256_packs_epi32(quant(0), quant(1));
+                    let hi = _mm256_packs_epi32(quant(2), quant(3));
+                    let word = _mm256_shuffle_epi8(_mm256_packus_epi16(lo, hi), interleave);
+                    _mm256_storeu_si256((out as *mut i32).add(cb * cs + at) as *mut __m256i, word);
+                } else if to_ring {
+                    // Pairs (q − z) of channels (0, 1) and (2, 3).
+                    let centred = |j: usize| {
+                        let qv = _mm256_min_epi32(_mm256_max_epi32(quant(j), zero), _mm256_set1_epi32(255));
+                        _mm256_sub_epi32(qv, _mm256_set1_epi32(q.out_zero[cb * 4 + j]))
+                    };
+                    for h in 0..2 {
                         let word = _mm256_or_si256(
-                            _mm256_and_si256(quant(ys[0][v], co), _mm256_set1_epi32(0xFFFF)),
-                            _mm256_slli_epi32::<16>(quant(ys[1][v], co + 1)),
+                            _mm256_and_si256(centred(2 * h), _mm256_set1_epi32(0xFFFF)),
+                            _mm256_slli_epi32::<16>(centred(2 * h + 1)),
                         );
-                        _mm256_storeu_si256((out as *mut i32).add((co / 2) * cs + at) as *mut __m256i, word);
-                    } else {
-                        for j in 0..J {
-                            _mm256_storeu_ps(out.add((co + j) * cs + at), ys[j][v]);
-                        }
+                        _mm256_storeu_si256((out as *mut i32).add((cb * 2 + h) * cs + at) as *mut __m256i, word);
+                    }
+                } else {
+                    for j in 0..4 {
+                        _mm256_storeu_ps(out.add((cb * 4 + j) * cs + at), ys[j][v]);
                     }
                 }
             }
         }
     }
+}
+
+/// One quad of input channels at one tap: `acc[j][v] += Σ₄ w[j] · x[v]` for 16 pixels (`x`)
+/// and 4 output channels (`w`, 4 weight words). In assembly so that the 8 accumulators stay in
+/// registers: compiled from intrinsics, the unrolled taps spilled them to the stack (measured
+/// 1.45× fp32 with spills).
+///
+/// # Safety
+/// `x` readable for 16 words, `w` for 4, AVX2 present.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn quad_step(
+    acc: &mut [[std::arch::x86_64::__m256i; 2]; 4],
+    x: *const i32,
+    w: *const u32,
+    ones: std::arch::x86_64::__m256i,
+) {
+    std::arch::asm!(
+        "vmovdqu {x0}, ymmword ptr [{xp}]",
+        "vmovdqu {x1}, ymmword ptr [{xp} + 32]",
+        "vpbroadcastd {w}, dword ptr [{wp}]",
+        "vpmaddubsw {t0}, {x0}, {w}",
+        "vpmaddubsw {t1}, {x1}, {w}",
+        "vpmaddwd {t0}, {t0}, {ones}",
+        "vpmaddwd {t1}, {t1}, {ones}",
+        "vpaddd {a00}, {a00}, {t0}",
+        "vpaddd {a01}, {a01}, {t1}",
+        "vpbroadcastd {w}, dword ptr [{wp} + 4]",
+        "vpmaddubsw {t0}, {x0}, {w}",
+        "vpmaddubsw {t1}, {x1}, {w}",
+        "vpmaddwd {t0}, {t0}, {ones}",
+        "vpmaddwd {t1}, {t1}, {ones}",
+        "vpaddd {a10}, {a10}, {t0}",
+        "vpaddd {a11}, {a11}, {t1}",
+        "vpbroadcastd {w}, dword ptr [{wp} + 8]",
+        "vpmaddubsw {t0}, {x0}, {w}",
+        "vpmaddubsw {t1}, {x1}, {w}",
+        "vpmaddwd {t0}, {t0}, {ones}",
+        "vpmaddwd {t1}, {t1}, {ones}",
+        "vpaddd {a20}, {a20}, {t0}",
+        "vpaddd {a21}, {a21}, {t1}",
+        "vpbroadcastd {w}, dword ptr [{wp} + 12]",
+        "vpmaddubsw {t0}, {x0}, {w}",
+        "vpmaddubsw {t1}, {x1}, {w}",
+        "vpmaddwd {t0}, {t0}, {ones}",
+        "vpmaddwd {t1}, {t1}, {ones}",
+        "vpaddd {a30}, {a30}, {t0}",
+        "vpaddd {a31}, {a31}, {t1}",
+        xp = in(reg) x,
+        wp = in(reg) w,
+        ones = in(ymm_reg) ones,
+        a00 = inout(ymm_reg) acc[0][0],
+        a01 = inout(ymm_reg) acc[0][1],
+        a10 = inout(ymm_reg) acc[1][0],
+        a11 = inout(ymm_reg) acc[1][1],
+        a20 = inout(ymm_reg) acc[2][0],
+        a21 = inout(ymm_reg) acc[2][1],
+        a30 = inout(ymm_reg) acc[3][0],
+        a31 = inout(ymm_reg) acc[3][1],
+        x0 = out(ymm_reg) _,
+        x1 = out(ymm_reg) _,
+        w = out(ymm_reg) _,
+        t0 = out(ymm_reg) _,
+        t1 = out(ymm_reg) _,
+        options(nostack, readonly, preserves_flags),
+    );
+}
+
+/// [`quad_step`] for int16 pairs: `vpmaddwd` and `vpaddd`.
+///
+/// # Safety
+/// As [`quad_step`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn pair_step(acc: &mut [[std::arch::x86_64::__m256i; 2]; 4], x: *const i32, w: *const u32) {
+    std::arch::asm!(
+        "vmovdqu {x0}, ymmword ptr [{xp}]",
+        "vmovdqu {x1}, ymmword ptr [{xp} + 32]",
+        "vpbroadcastd {w}, dword ptr [{wp}]",
+        "vpmaddwd {t0}, {x0}, {w}",
+        "vpmaddwd {t1}, {x1}, {w}",
+        "vpaddd {a00}, {a00}, {t0}",
+        "vpaddd {a01}, {a01}, {t1}",
+        "vpbroadcastd {w}, dword ptr [{wp} + 4]",
+        "vpmaddwd {t0}, {x0}, {w}",
+        "vpmaddwd {t1}, {x1}, {w}",
+        "vpaddd {a10}, {a10}, {t0}",
+        "vpaddd {a11}, {a11}, {t1}",
+        "vpbroadcastd {w}, dword ptr [{wp} + 8]",
+        "vpmaddwd {t0}, {x0}, {w}",
+        "vpmaddwd {t1}, {x1}, {w}",
+        "vpaddd {a20}, {a20}, {t0}",
+        "vpaddd {a21}, {a21}, {t1}",
+        "vpbroadcastd {w}, dword ptr [{wp} + 12]",
+        "vpmaddwd {t0}, {x0}, {w}",
+        "vpmaddwd {t1}, {x1}, {w}",
+        "vpaddd {a30}, {a30}, {t0}",
+        "vpaddd {a31}, {a31}, {t1}",
+        xp = in(reg) x,
+        wp = in(reg) w,
+        a00 = inout(ymm_reg) acc[0][0],
+        a01 = inout(ymm_reg) acc[0][1],
+        a10 = inout(ymm_reg) acc[1][0],
+        a11 = inout(ymm_reg) acc[1][1],
+        a20 = inout(ymm_reg) acc[2][0],
+        a21 = inout(ymm_reg) acc[2][1],
+        a30 = inout(ymm_reg) acc[3][0],
+        a31 = inout(ymm_reg) acc[3][1],
+        x0 = out(ymm_reg) _,
+        x1 = out(ymm_reg) _,
+        w = out(ymm_reg) _,
+        t0 = out(ymm_reg) _,
+        t1 = out(ymm_reg) _,
+        options(nostack, readonly, preserves_flags),
+    );
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -373,9 +630,12 @@ pub fn calibrate(weights: &crate::weights::CollapsedWeights, planes: &[(&[u8], u
     let mut lo = vec![vec![0f32; f]; n];
     let mut hi = vec![vec![0f32; f]; n];
     let mut samples: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); f]; n];
+    let mut sums = vec![vec![(0f64, 0usize); f]; n];
     let mut see = |l: usize, v: &[f32], plane: usize| {
         for (i, &x) in v.iter().enumerate() {
             let c = i / plane;
+            sums[l][c].0 += x as f64;
+            sums[l][c].1 += 1;
             lo[l][c] = lo[l][c].min(x);
             hi[l][c] = hi[l][c].max(x);
             // Every 5th value (prime: all positions) is kept for the error.
@@ -403,8 +663,17 @@ pub fn calibrate(weights: &crate::weights::CollapsedWeights, planes: &[(&[u8], u
             see(i + 2, &cur, w * h);
         }
     }
-    let mut acts: Vec<Vec<ActQuant>> =
-        (0..n).map(|l| (0..f).map(|c| best_grid(&samples[l][c], lo[l][c], hi[l][c])).collect()).collect();
-    acts[0] = vec![ActQuant { scale: 1.0 / 510.0, zero: 0 }];
+    let mut acts: Vec<Vec<ActQuant>> = (0..n)
+        .map(|l| {
+            (0..f)
+                .map(|c| {
+                    let (sum, count) = sums[l][c];
+                    let mean = if count > 0 { (sum / count as f64) as f32 } else { 0.0 };
+                    ActQuant { mean, ..best_grid(&samples[l][c], lo[l][c], hi[l][c]) }
+                })
+                .collect()
+        })
+        .collect();
+    acts[0] = vec![ActQuant { scale: 1.0 / 510.0, zero: 0, mean: 0.0 }];
     acts
 }

@@ -197,6 +197,8 @@ pub struct NativeSesr {
     isa: Isa,
     /// Target compute width of a column tile, halo included.
     tile_width: usize,
+    /// Per ring, the word of each channel row's padding ([`pad_words`](Self::pad_words)).
+    pads: Vec<Vec<u32>>,
 }
 
 /// The output channel holding sub-pixel (`dy`, `dx`) of an `s`×`s` block: one
@@ -270,8 +272,9 @@ impl NativeSesr {
         layers.push(Layer::new(&weights.output, None));
         let s = weights.cfg.scale;
         let shuffle = (0..s * s).map(|i| shuffle_channel(s, i / s, i % s)).collect();
-        let mut net = NativeSesr { scale: s, layers, shuffle, bf16, int8: false, isa, tile_width: 0 };
+        let mut net = NativeSesr { scale: s, layers, shuffle, bf16, int8: false, isa, tile_width: 0, pads: Vec::new() };
         net.tile_width = net.default_tile_width();
+        net.pads = net.ring_pads();
         Ok(net)
     }
 
@@ -285,7 +288,7 @@ impl NativeSesr {
             return Err(format!("{} activation quantisations for {n} layers", acts.len()));
         }
         let mut acts = acts.to_vec();
-        acts[0] = vec![int8::ActQuant { scale: 1.0 / 510.0, zero: 0 }];
+        acts[0] = vec![int8::ActQuant { scale: 1.0 / 510.0, zero: 0, mean: 0.0 }];
         for (l, a) in acts.iter().enumerate() {
             if a.len() != net.layers[l].cin {
                 return Err(format!("layer {l}: {} channel quantisations for {} channels", a.len(), net.layers[l].cin));
@@ -299,12 +302,17 @@ impl NativeSesr {
             .chain(weights.blocks.iter().map(|(c, _)| c))
             .chain(std::iter::once(&weights.output))
             .collect();
-        let res: Vec<f32> = acts[1].iter().map(|a| a.scale).collect();
         for (l, c) in convs.into_iter().enumerate() {
             let out: &[int8::ActQuant] = if l + 1 < n { &acts[l + 1] } else { &[] };
-            net.layers[l].q = Some(int8::LayerQuant::new(&c.weight, c.cout, c.cin, c.k, &acts[l], out, &res));
+            // Quads of bytes between the blocks; int16 pairs into the input conv (exact input)
+            // and into the output conv (8-bit weights: the 7-bit ones cost 0.03 dB there).
+            let quad = |l: usize| l > 0 && l + 1 < n;
+            let (a, r) = (&acts[l], &acts[1]);
+            let q = int8::LayerQuant::new(&c.weight, &c.bias, c.cout, c.cin, c.k, a, out, r, quad(l), quad(l + 1));
+            net.layers[l].q = Some(q);
         }
         net.int8 = true;
+        net.pads = net.ring_pads();
         Ok(net)
     }
 
@@ -325,9 +333,20 @@ impl NativeSesr {
             l if l == n - 1 => 5,
             _ => 3,
         };
-        // bf16 and int8 rings hold channel pairs, one 32-bit word per pixel and pair.
+        // bf16 rings hold channel pairs, one 32-bit word per pixel and pair; int8 rings quads
+        // of bytes between the blocks, int16 pairs into the input and output convs.
         let ch = self.layers[l].cin;
-        (slots, if self.paired() { ch.div_ceil(2) } else { ch })
+        let quads = self.int8 && l > 0 && l + 1 < self.layers.len();
+        (
+            slots,
+            if quads {
+                ch.div_ceil(4)
+            } else if self.paired() {
+                ch.div_ceil(2)
+            } else {
+                ch
+            },
+        )
     }
 
     pub fn scale(&self) -> usize {
@@ -343,9 +362,25 @@ impl NativeSesr {
         self.tile_width
     }
 
-    /// Rings in channel pairs (bf16, int8).
+    /// Rings of 32-bit words holding several channels (bf16 pairs, int8 pairs and quads).
     fn paired(&self) -> bool {
         self.bf16 || self.int8
+    }
+
+    /// The word that fills ring `l`'s padding, per channel row: 0, or in integer mode each
+    /// channel's zero point (the value that stands for 0).
+    fn pad_words(&self, l: usize) -> &[u32] {
+        &self.pads[l]
+    }
+
+    /// [`pad_words`](Self::pad_words) of every ring, computed.
+    fn ring_pads(&self) -> Vec<Vec<u32>> {
+        (0..self.layers.len())
+            .map(|l| match self.layers[l].q.as_ref().filter(|q| self.int8 && q.quad) {
+                Some(q) => q.pad.clone(),
+                None => vec![0; self.ring_shape(l).1],
+            })
+            .collect()
     }
 
     /// Whether the network runs in integers.
@@ -455,8 +490,8 @@ impl NativeSesr {
         for gy in t.r0..t.r1 {
             let y = gy - t.ra;
             self.fill(src, t, ws, last, y + 2);
-            let Workspace { rings, zero, out, stride, .. } = ws;
-            self.compute(rings, zero, last, y, t, out, *stride);
+            let Workspace { rings, pads, out, stride, .. } = ws;
+            self.compute(rings, pads, last, y, t, out, *stride);
             // Residual + x, clamp, 8-bit rounding, pixel shuffle into the destination.
             let srow = &src.data[gy * src.stride + t.x0..gy * src.stride + t.x1];
             for dy in 0..s {
@@ -506,7 +541,7 @@ impl NativeSesr {
                 let (lo, hi) = ws.rings.split_at_mut(l);
                 let len = hi[0].slot_len;
                 let out = &mut hi[0].data[slot..slot + len];
-                self.compute(lo, &ws.zero, l - 1, y, t, out, ws.stride);
+                self.compute(lo, &ws.pads, l - 1, y, t, out, ws.stride);
             }
             let ring = &mut ws.rings[l];
             ring.tag[slot / ring.slot_len] = y as isize;
@@ -514,16 +549,17 @@ impl NativeSesr {
         }
     }
 
-    /// Row `y` of layer `l` from `rings[l]`, into `out` (`cout` rows of `cs` floats, data at
-    /// `PAD`), with the layer's PReLU, the `f0` residual (`rings[1]`) after the last block, and
-    /// the columns past the tile zeroed (they are the next layer's padding).
+    /// Row `y` of layer `l` from `rings[l]` (rows outside the tile read `pads[l]`), into `out`
+    /// (`cout` rows of `cs` floats, data at `PAD`), with the layer's PReLU, the `f0` residual
+    /// (`rings[1]`) after the last block, and the columns past the tile set to padding (they
+    /// are the next layer's).
     #[allow(clippy::too_many_arguments)]
-    fn compute(&self, rings: &[Ring], zero: &[f32], l: usize, y: usize, t: &Tile, out: &mut [f32], cs: usize) {
+    fn compute(&self, rings: &[Ring], pads: &[Vec<f32>], l: usize, y: usize, t: &Tile, out: &mut [f32], cs: usize) {
         let (ht, wt, cw) = (t.ht(), t.wt(), t.cw());
         let layer = &self.layers[l];
         let p = layer.k / 2;
         let ring = &rings[l];
-        let mut rows: [&[f32]; 5] = [zero; 5];
+        let mut rows: [&[f32]; 5] = [&pads[l]; 5];
         for (dy, row) in rows.iter_mut().enumerate().take(layer.k) {
             let r = y as isize + dy as isize - p as isize;
             if r >= 0 && (r as usize) < ht {
@@ -534,7 +570,9 @@ impl NativeSesr {
         let post = Post { alpha: layer.alpha.as_deref(), residual };
         // The output conv writes float32 for the final stage; the others feed the next layer.
         let to_ring = l + 1 < self.layers.len();
-        let (in_rows, out_rows) = if self.paired() {
+        let (in_rows, out_rows) = if self.int8 {
+            (self.ring_shape(l).1, if to_ring { self.ring_shape(l + 1).1 } else { layer.cout })
+        } else if self.bf16 {
             (layer.cin.div_ceil(2), if to_ring { layer.cout / 2 } else { layer.cout })
         } else {
             (layer.cin, layer.cout)
@@ -544,7 +582,7 @@ impl NativeSesr {
         assert!(rows.iter().take(layer.k).all(|r| r.len() >= in_rows * cs) && out.len() >= out_rows * cs);
         assert!(residual.is_none_or(|r| r.len() >= in_rows * cs));
         if let Some(q) = layer.q.as_ref().filter(|_| self.int8) {
-            assert!(cw.is_multiple_of(32) || self.isa == Isa::Portable);
+            assert!(cw.is_multiple_of(16) || self.isa == Isa::Portable);
             match (self.isa, layer.k) {
                 // SAFETY: as below; AVX-512 CPUs have AVX2.
                 (Isa::Avx512 | Isa::Avx2, 3) => unsafe {
@@ -576,8 +614,9 @@ impl NativeSesr {
                 (_, _, k) => unreachable!("kernel size {k}"),
             }
         }
+        let pad = if to_ring { self.pad_words(l + 1) } else { &[] };
         for r in 0..out_rows {
-            out[r * cs + PAD + wt..r * cs + PAD + cw].fill(0.0);
+            out[r * cs + PAD + wt..r * cs + PAD + cw].fill(f32::from_bits(pad.get(r).copied().unwrap_or(0)));
         }
     }
 }
@@ -649,7 +688,10 @@ pub struct Workspace {
     stride: usize,
     rings: Vec<Ring>,
     have: Vec<usize>,
-    zero: Vec<f32>,
+    /// Per ring, one row of its padding (what rows outside the tile read).
+    pads: Vec<Vec<f32>>,
+    /// The padding words `pads` was built from.
+    pad_key: Vec<Vec<u32>>,
     out: Vec<f32>,
 }
 
@@ -660,12 +702,15 @@ impl Workspace {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        4 * (self.rings.iter().map(|r| r.data.len()).sum::<usize>() + self.zero.len() + self.out.len())
+        4 * (self.rings.iter().map(|r| r.data.len()).sum::<usize>()
+            + self.pads.iter().map(Vec::len).sum::<usize>()
+            + self.out.len())
     }
 
     /// Sizes the buffers for tiles of compute width `cw` (buffers only grow, so a stream of
-    /// same-size frames allocates only on its first frame), zeroes them (the padding columns
-    /// must read as zero) and marks every ring empty: ready for a new tile.
+    /// same-size frames allocates only on its first frame), fills them with padding (zero, or
+    /// the zero points in integer mode: the padding columns must read as 0) and marks every
+    /// ring empty: ready for a new tile.
     fn prepare(&mut self, model: &NativeSesr, cw: usize) {
         let needed = (PAD + cw + PAD).div_ceil(16) * 16;
         let n = model.layers.len();
@@ -675,7 +720,8 @@ impl Workspace {
                 let (slots, ch) = model.ring_shape(l);
                 self.rings[l].slots == slots && self.rings[l].slot_len == ch * self.stride
             })
-            && self.out.len() == model.layers[n - 1].cout * self.stride;
+            && self.out.len() == model.layers[n - 1].cout * self.stride
+            && self.pad_key == model.pads;
         if !fits {
             let stride = needed.max(self.stride);
             self.stride = stride;
@@ -685,17 +731,23 @@ impl Workspace {
                     Ring { slots, slot_len: ch * stride, data: vec![0.0; slots * ch * stride], tag: vec![-1; slots] }
                 })
                 .collect();
-            let max_ch = model.layers.iter().map(|l| l.cin.max(l.cout)).max().unwrap_or(1);
-            self.zero = vec![0.0; max_ch * stride];
+            self.pad_key = model.pads.clone();
+            self.pads = (0..n)
+                .map(|l| {
+                    let words = model.pad_words(l);
+                    words.iter().flat_map(|&w| std::iter::repeat_n(f32::from_bits(w), stride)).collect()
+                })
+                .collect();
             self.out = vec![0.0; model.layers[n - 1].cout * stride];
             self.have = vec![0; n];
-        } else {
-            for r in &mut self.rings {
-                r.data.fill(0.0);
-                r.tag.fill(-1);
-            }
-            self.have.fill(0);
         }
+        for (r, pad) in self.rings.iter_mut().zip(&self.pads) {
+            for slot in r.data.chunks_mut(r.slot_len) {
+                slot.copy_from_slice(pad);
+            }
+            r.tag.fill(-1);
+        }
+        self.have.fill(0);
     }
 }
 
