@@ -124,6 +124,11 @@ impl NativeEngine {
         self.net.isa()
     }
 
+    /// The arithmetic it runs in (int8 when loaded so, or picked by `auto_int8`).
+    pub fn precision(&self) -> Precision {
+        self.net.precision()
+    }
+
     pub fn threads(&self) -> usize {
         self.workspaces.len()
     }
@@ -172,6 +177,9 @@ pub struct EngineOptions<'a> {
     pub precision: Precision,
     /// The native kernel variant (`None`: [`Isa::selected`]).
     pub isa: Option<Isa>,
+    /// With `precision` fp32: run in int8 instead when the model carries an int8 calibration
+    /// and the CPU has VNNI (the element's `precision=auto`).
+    pub auto_int8: bool,
 }
 
 impl Default for EngineOptions<'_> {
@@ -183,6 +191,7 @@ impl Default for EngineOptions<'_> {
             threads: 0,
             precision: Precision::Fp32,
             isa: None,
+            auto_int8: false,
         }
     }
 }
@@ -198,7 +207,7 @@ impl Engine {
         threads: usize,
         precision: Precision,
     ) -> Result<Self, String> {
-        Self::load_with(&EngineOptions { location, device, backend, threads, precision, isa: None })
+        Self::load_with(&EngineOptions { location, device, backend, threads, precision, ..Default::default() })
     }
 
     /// As [`load`](Self::load), with every option.
@@ -298,6 +307,15 @@ impl Engine {
         }
     }
 
+    /// The native kernel's arithmetic (`None` for libtorch).
+    pub fn runner_precision(&self) -> Option<Precision> {
+        match &self.runner {
+            Runner::Native(n) => Some(n.precision()),
+            #[cfg(feature = "torch")]
+            Runner::Torch(_) => None,
+        }
+    }
+
     /// The native kernel's variant (`None` for libtorch).
     pub fn isa(&self) -> Option<Isa> {
         match &self.runner {
@@ -355,7 +373,30 @@ fn native_model(o: &EngineOptions) -> Result<(NativeSesr, bool), String> {
         Some(i) => i,
         None => Isa::selected()?,
     };
-    let net = NativeSesr::with_options(&exported.weights, o.precision, isa)?;
+    let int8 = o.precision == Precision::Int8 || (o.auto_int8 && o.precision == Precision::Fp32);
+    let calibration = if int8 {
+        let text = match o.location {
+            None => DEFAULT_SIDECAR.to_string(),
+            Some(p) => {
+                let j = crate::weights::sidecar_paths(p).0;
+                std::fs::read_to_string(&j).map_err(|e| format!("{}: {e}", j.display()))?
+            }
+        };
+        crate::native::int8::Int8Calibration::from_sidecar(&text)?
+    } else {
+        None
+    };
+    let net = match calibration {
+        Some(c) if o.precision == Precision::Int8 || crate::native::int8::cpu_has_vnni() => {
+            NativeSesr::with_int8(&exported.weights, &c.activations, isa)?
+        }
+        None if o.precision == Precision::Int8 => {
+            return Err("int8 needs the model's calibration, and its sidecar has none (add it with \
+                        `trainer calibrate MODEL.pt --calib DIR...`)"
+                .to_string())
+        }
+        _ => NativeSesr::with_options(&exported.weights, if int8 { Precision::Fp32 } else { o.precision }, isa)?,
+    };
     let trusted = o.location.is_none() || exported.digests_match == Some(true);
     Ok((net, trusted))
 }
@@ -438,7 +479,8 @@ fn verify(net: &NativeSesr, module: &tch::CModule, scale: usize, pool: &Pool) ->
     let mut got = vec![0u8; w * h * scale * scale];
     net.upscale(&src, w, w, h, &mut got, w * scale, &mut [Workspace::new()], pool);
     let (worst, differ) = byte_diff(&got, &want);
-    // float32: rounding-boundary differences only; bfloat16: a few levels on some pixels.
+    // float32: rounding-boundary differences only; bfloat16 and int8: a few levels on some
+    // pixels.
     let (max_worst, max_share) = match net.precision() {
         Precision::Fp32 => (1, 100),
         _ => (8, 4),
@@ -780,6 +822,55 @@ mod tests {
         assert!(worst <= 4 && outs[0] != outs[1], "bf16 vs fp32: worst {worst}");
         let e = Engine::load(None, Device::Cpu, Backend::Libtorch, 1, Precision::Bf16).err().unwrap();
         assert!(e.contains("native-backend setting") && e.contains("--precision"), "{e}");
+    }
+
+    #[test]
+    fn int8_runs_from_the_sidecar_calibration() {
+        // A photo (the calibration's kind of input: the synthetic texture is far outside it).
+        let (w, h) = (96, 64);
+        let rgb = crate::image_io::load_rgb(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/images/chelsea.png").as_ref());
+        let y = crate::color::y_unit(&rgb.unwrap());
+        let (x0, y0) = ((y.width - w) / 2, (y.height - h) / 2);
+        let src: Vec<u8> =
+            (0..w * h).map(|i| (y.get(x0 + i % w, y0 + i / w) * 255.0).round().clamp(0.0, 255.0) as u8).collect();
+        let run = |o: &EngineOptions| {
+            let mut e = Engine::load_with(o).unwrap();
+            let mut dst = vec![0u8; 4 * w * h];
+            e.upscale_luma(&src, w, w, h, &mut dst, 2 * w).unwrap();
+            (e.runner_precision(), dst)
+        };
+        // The embedded model carries its calibration: int8 on request, close to fp32.
+        let base = EngineOptions { threads: 2, ..Default::default() };
+        let (p32, f) = run(&base);
+        let (p8, q) = run(&EngineOptions { precision: Precision::Int8, ..base });
+        assert_eq!((p32, p8), (Some(Precision::Fp32), Some(Precision::Int8)));
+        let mse = f.iter().zip(&q).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>() / f.len() as f64;
+        let psnr = 10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10();
+        eprintln!("int8 vs fp32 on a photo: PSNR {psnr:.1} dB");
+        assert!(f != q && psnr > 45.0, "int8 vs fp32 PSNR {psnr:.1} dB");
+        // auto: int8 only where the CPU has VNNI.
+        let (pa, _) = run(&EngineOptions { auto_int8: true, ..base });
+        let want = if crate::native::int8::cpu_has_vnni() { Precision::Int8 } else { Precision::Fp32 };
+        assert_eq!(pa, Some(want));
+        // A sidecar without the calibration: int8 refused with the way out, auto runs fp32.
+        let dir = std::env::temp_dir().join(format!("sesr-engine-int8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pt = dir.join("m.pt");
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/models/sesr_m5_x2.pt"), &pt).unwrap();
+        std::fs::write(dir.join("m.safetensors"), DEFAULT_WEIGHTS).unwrap();
+        let mut sidecar: serde_json::Value = serde_json::from_str(DEFAULT_SIDECAR).unwrap();
+        assert!(sidecar.as_object_mut().unwrap().remove("int8").is_some());
+        std::fs::write(dir.join("m.json"), sidecar.to_string()).unwrap();
+        let o = EngineOptions { location: Some(&pt), ..base };
+        let e = Engine::load_with(&EngineOptions { precision: Precision::Int8, ..o }).err().unwrap();
+        assert!(e.contains("calibration") && e.contains("trainer calibrate"), "{e}");
+        assert_eq!(run(&EngineOptions { auto_int8: true, ..o }).0, Some(Precision::Fp32));
+        // A calibration that does not fit the model: an error, not a crash.
+        sidecar["int8"] = serde_json::json!({"activations": [[{"scale": 0.1, "zero": 0}]]});
+        std::fs::write(dir.join("m.json"), sidecar.to_string()).unwrap();
+        let e = Engine::load_with(&EngineOptions { precision: Precision::Int8, ..o }).err().unwrap();
+        assert!(e.contains("activation quantisations"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -176,15 +176,22 @@ impl ModelRunner {
         device: &str,
         backend: Backend,
         threads: usize,
-        precision: Precision,
+        precision: Option<Precision>,
     ) -> Result<Self, String> {
         let d = device.trim().to_ascii_lowercase();
         // `auto` means CUDA when libtorch sees a GPU; asking libtorch costs loading it, so the
         // native kernel is tried first whenever the CPU is allowed.
         let cpu_ok = matches!(d.as_str(), "auto" | "cpu");
         if cpu_ok && backend != Backend::Libtorch {
-            let o =
-                EngineOptions { location, device: sesr::engine::Device::Cpu, backend, threads, precision, isa: None };
+            let o = EngineOptions {
+                location,
+                device: sesr::engine::Device::Cpu,
+                backend,
+                threads,
+                precision: precision.unwrap_or(Precision::Fp32),
+                isa: None,
+                auto_int8: precision.is_none(),
+            };
             match Engine::load_without_libtorch(&o)? {
                 Ok(engine) => {
                     return Ok(ModelRunner {
@@ -208,7 +215,7 @@ impl ModelRunner {
         device: &str,
         backend: Backend,
         threads: usize,
-        precision: Precision,
+        precision: Option<Precision>,
         why: String,
     ) -> Result<Self, String> {
         let lib = torch_lib()?;
@@ -224,7 +231,13 @@ impl ModelRunner {
                 Backend::Native => 2,
             },
             threads: threads as u32,
-            precision: (precision == Precision::Bf16) as u32,
+            // sesr-torch's codes: 0 fp32, 1 bf16, 2 int8, 3 auto.
+            precision: match precision {
+                Some(Precision::Bf16) => 1,
+                Some(Precision::Int8) => 2,
+                None => 3,
+                Some(_) => 0,
+            },
         };
         let mut info = Info::default();
         let mut err = vec![0u8; 2048];
@@ -270,6 +283,14 @@ impl ModelRunner {
             Inner::Local(_) => "native",
             Inner::Remote(r) if r.native => "native",
             Inner::Remote(_) => "libtorch",
+        }
+    }
+
+    /// The native kernel's arithmetic (`None`: in libsesrtorch.so, not reported).
+    pub fn precision(&self) -> Option<Precision> {
+        match &self.inner {
+            Inner::Local(e) => Some(e.precision()),
+            Inner::Remote(_) => None,
         }
     }
 

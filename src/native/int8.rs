@@ -61,6 +61,45 @@ impl ActQuant {
     }
 }
 
+/// The integer kernel's calibration, as a model's sidecar stores it (its `"int8"` object,
+/// written by `trainer calibrate` or `trainer export --calib`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Int8Calibration {
+    /// Per layer, the quantisation of each input channel ([`calibrate`]'s result).
+    pub activations: Vec<Vec<ActQuant>>,
+    /// How many images' crops it was calibrated on, and their folders.
+    #[serde(default)]
+    pub images: usize,
+    #[serde(default)]
+    pub folders: Vec<String>,
+}
+
+impl Int8Calibration {
+    /// The `"int8"` object of a sidecar's text (`None` when the model carries none).
+    pub fn from_sidecar(text: &str) -> Result<Option<Self>, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("sidecar: {e}"))?;
+        match v.get("int8") {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(c) => {
+                serde_json::from_value(c.clone()).map(Some).map_err(|e| format!("sidecar int8 calibration: {e}"))
+            }
+        }
+    }
+}
+
+/// Whether the CPU has VNNI (`vpdpbusd`): AVX-VNNI, or AVX512-VNNI with AVX512VL.
+pub fn cpu_has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avxvnni")
+            || (std::arch::is_x86_feature_detected!("avx512vnni") && std::arch::is_x86_feature_detected!("avx512vl"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// What a layer needs in integer mode.
 #[derive(Debug, Clone)]
 pub(super) struct LayerQuant {

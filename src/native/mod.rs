@@ -389,7 +389,9 @@ impl NativeSesr {
     }
 
     pub fn precision(&self) -> Precision {
-        if self.bf16 {
+        if self.int8 {
+            Precision::Int8
+        } else if self.bf16 {
             Precision::Bf16
         } else {
             Precision::Fp32

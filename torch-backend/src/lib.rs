@@ -103,7 +103,12 @@ pub unsafe extern "C" fn sesr_torch_open(
             2 => Backend::Native,
             _ => Backend::Auto,
         };
-        let precision = if o.precision == 1 { Precision::Bf16 } else { Precision::Fp32 };
+        // 0 fp32, 1 bf16, 2 int8, 3 auto (int8 where calibrated and the CPU has VNNI).
+        let precision = match o.precision {
+            1 => Precision::Bf16,
+            2 => Precision::Int8,
+            _ => Precision::Fp32,
+        };
         let opts = EngineOptions {
             location: location.as_deref().map(Path::new),
             device,
@@ -111,6 +116,7 @@ pub unsafe extern "C" fn sesr_torch_open(
             threads: o.threads as usize,
             precision,
             isa: None,
+            auto_int8: o.precision == 3,
         };
         let engine = Engine::load_with(&opts)?;
         if engine.backend_name() == "libtorch" && o.threads > 0 {

@@ -1,6 +1,7 @@
 //! `cargo run -p trainer -- <command>`: train, evaluate, export and run SESR models.
 
 mod bench;
+mod calibrate;
 mod checkpoint;
 mod data;
 mod eval;
@@ -34,6 +35,8 @@ enum Command {
     Eval(EvalArgs),
     /// Export a checkpoint's collapsed model as TorchScript (+ JSON sidecar).
     Export(export::ExportArgs),
+    /// Calibrate an exported model for the int8 kernel (stored in its sidecar).
+    Calibrate(calibrate::CalibrateArgs),
     /// Upscale one image (Y by the model, chroma bicubic).
     Upscale(upscale::UpscaleArgs),
     /// Iterative magnitude pruning with rewind (lottery tickets).
@@ -106,6 +109,7 @@ fn main() {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval(a),
         Command::Export(a) => export::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
         Command::Upscale(a) => upscale::run(a),
         Command::BenchTrain(a) => bench::run(a),
         Command::Prune(a) => prune::run(a),

@@ -149,6 +149,15 @@ fn train_resume_export_eval_upscale() {
         assert!((int8 - native).abs() < 1.0 && int8 != native, "int8 {int8} vs native fp32 {native}");
         let o = trainer(&["eval", data_s, "--model", pt.to_str().unwrap(), "--native", "int8"]);
         assert!(!o.status.success() && text(&o).contains("--calib"), "{}", text(&o));
+        // `calibrate` stores the calibration in the sidecar, for the element's precision=int8.
+        let o = trainer(&["calibrate", pt.to_str().unwrap(), "--calib", data_s]);
+        assert!(o.status.success() && text(&o).contains("int8 calibration"), "{}", text(&o));
+        let side: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("m3.json")).unwrap()).unwrap();
+        let layers = side["int8"]["activations"].as_array().unwrap();
+        assert_eq!(layers.len(), side["config"]["m"].as_u64().unwrap() as usize + 2);
+        let o = trainer(&["calibrate", pt.to_str().unwrap(), "--calib", d.join("nothing-here").to_str().unwrap()]);
+        assert!(!o.status.success() && text(&o).contains("nothing-here"), "{}", text(&o));
         // The export's sidecar records the digests the element trusts the weights by.
         let side: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(d.join("m3.json")).unwrap()).unwrap();

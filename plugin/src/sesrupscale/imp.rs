@@ -98,11 +98,13 @@ impl SesrUpscale {
         gst::info!(
             CAT,
             imp = self,
-            "loaded {} (x{}), device {}, {} backend",
+            "loaded {} (x{}), device {}, {} backend, precision {:?} (asked {:?})",
             location.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "embedded model".into()),
             engine.scale(),
             settings.device,
-            engine.backend_name()
+            engine.backend_name(),
+            engine.precision(),
+            settings.precision
         );
         match &engine.libtorch_reason {
             Some(why) => gst::info!(CAT, imp = self, "libtorch loaded: {}", why),
@@ -199,7 +201,11 @@ impl ObjectImpl for SesrUpscale {
                     .build(),
                 glib::ParamSpecEnum::builder::<super::SesrPrecision>("precision")
                     .nick("Precision")
-                    .blurb("Arithmetic of the native backend: fp32, or bf16 (AVX512-BF16 CPUs); libtorch runs a model as exported")
+                    .blurb(
+                        "Arithmetic of the native backend: fp32; bf16 (AVX512-BF16 CPUs); int8 (models carrying an \
+                         int8 calibration); auto (int8 where calibrated and the CPU has VNNI). libtorch runs a model as \
+                         exported",
+                    )
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("num-threads")

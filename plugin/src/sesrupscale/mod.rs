@@ -56,13 +56,24 @@ pub enum SesrPrecision {
     Fp32 = 0,
     #[enum_value(name = "bfloat16 activations and weights, float32 sums (native backend, AVX512-BF16)", nick = "bf16")]
     Bf16 = 1,
+    #[enum_value(
+        name = "8-bit activations and weights, int32 sums (native backend; needs the model's int8 calibration: \
+                `trainer calibrate`)",
+        nick = "int8"
+    )]
+    Int8 = 2,
+    #[enum_value(name = "int8 when the model carries its calibration and the CPU has VNNI, else fp32", nick = "auto")]
+    Auto = 3,
 }
 
-impl From<SesrPrecision> for sesr::weights::Precision {
+/// `None`: auto.
+impl From<SesrPrecision> for Option<sesr::weights::Precision> {
     fn from(p: SesrPrecision) -> Self {
         match p {
-            SesrPrecision::Fp32 => sesr::weights::Precision::Fp32,
-            SesrPrecision::Bf16 => sesr::weights::Precision::Bf16,
+            SesrPrecision::Fp32 => Some(sesr::weights::Precision::Fp32),
+            SesrPrecision::Bf16 => Some(sesr::weights::Precision::Bf16),
+            SesrPrecision::Int8 => Some(sesr::weights::Precision::Int8),
+            SesrPrecision::Auto => None,
         }
     }
 }
