@@ -120,7 +120,7 @@ fn main() {
     }
     println!(
         " libtorch backend fps | libtorch whole-frame fps | libtorch GFLOP/s | best native / libtorch backend | int8 ({}) fps | int8 / best fp32 |",
-        Isa::best()
+        if Isa::best() == Isa::Portable { "scalar" } else { sesr::native::int8::Vnni::detect().name() }
     );
     println!("|---|---|{}---|---|---|---|---|---|", "---|---|---|".repeat(variants.len()));
     for m in arg(&args, "--models", "m5,m3").split(',') {

@@ -35,5 +35,6 @@ fn main() {
     }
     let dt = t.elapsed().as_secs_f64() / frames as f64;
     let gmacs = (w * h * net.macs_per_pixel()) as f64 / dt / 1e9;
-    println!("{mode} {} {w}x{h} threads {threads}: {:.2} fps, {:.1} GMAC/s", net.isa(), 1.0 / dt, gmacs);
+    let block = net.int8_block().unwrap_or("float");
+    println!("{mode} {} ({block}) {w}x{h} threads {threads}: {:.2} fps, {:.1} GMAC/s", net.isa(), 1.0 / dt, gmacs);
 }

@@ -194,6 +194,15 @@ fn int8_variants_equal_the_scalar_integer_reference_bit_for_bit() {
                 for threads in [1, 3] {
                     assert!(run(&net, &src, w, h, threads) == want, "{isa} {cfg:?} {w}x{h} {threads} threads");
                 }
+                // Where the CPU has VNNI the block above used it: the plain AVX2 block too.
+                let block = net.int8_block().unwrap();
+                if block.contains("vnni") {
+                    let plain = net.without_vnni();
+                    assert_eq!(plain.int8_block(), Some("avx2"));
+                    assert!(run(&plain, &src, w, h, 2) == want, "avx2 (no vnni) {cfg:?} {w}x{h}");
+                } else if isa != Isa::Portable && cfg.m == 3 && w == 1 {
+                    eprintln!("SKIPPED: the int8 VNNI blocks (no AVX-VNNI / AVX512-VNNI on this CPU)");
+                }
             }
         }
     }

@@ -360,18 +360,56 @@ pub(super) unsafe fn conv_row_avx2<const K: usize>(
     out: &mut [f32],
     post: &Post,
     to_ring: bool,
+    vnni: Vnni,
 ) {
-    if q.quad {
-        conv_row_avx2_g::<K, true>(rows, cs, layer, q, cw, out, post, to_ring)
-    } else {
-        conv_row_avx2_g::<K, false>(rows, cs, layer, q, cw, out, post, to_ring)
+    match (q.quad, vnni) {
+        (true, Vnni::None) => conv_row_avx2_g::<K, true, 0>(rows, cs, layer, q, cw, out, post, to_ring),
+        (true, Vnni::Vex) => conv_row_avx2_g::<K, true, 1>(rows, cs, layer, q, cw, out, post, to_ring),
+        (true, Vnni::Evex) => conv_row_avx2_g::<K, true, 2>(rows, cs, layer, q, cw, out, post, to_ring),
+        (false, _) => conv_row_avx2_g::<K, false, 0>(rows, cs, layer, q, cw, out, post, to_ring),
+    }
+}
+
+/// Which `vpdpbusd` the integer AVX2 block uses for quads, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vnni {
+    /// `vpmaddubsw` + `vpmaddwd` + `vpaddd`.
+    None,
+    /// AVX-VNNI (VEX-encoded, Intel client CPUs since Alder Lake).
+    Vex,
+    /// AVX512-VNNI with AVX512VL (EVEX-encoded on ymm: Xeon since Cascade Lake, AMD Zen 4/5).
+    Evex,
+}
+
+impl Vnni {
+    /// The best this CPU has.
+    pub fn detect() -> Vnni {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avxvnni") {
+                return Vnni::Vex;
+            }
+            if has!("avx512vnni") && has!("avx512vl") {
+                return Vnni::Evex;
+            }
+        }
+        Vnni::None
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Vnni::None => "avx2",
+            Vnni::Vex => "avx-vnni",
+            Vnni::Evex => "avx512-vnni",
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn conv_row_avx2_g<const K: usize, const QUAD: bool>(
+unsafe fn conv_row_avx2_g<const K: usize, const QUAD: bool, const VNNI: u8>(
     rows: &[&[f32]; 5],
     cs: usize,
     layer: &Layer,
@@ -401,7 +439,11 @@ unsafe fn conv_row_avx2_g<const K: usize, const QUAD: bool>(
                 for row in rows.iter().take(K) {
                     let base = (row.as_ptr() as *const i32).add(g * cs + PAD - p + xb);
                     for dx in 0..K {
-                        if QUAD {
+                        if QUAD && VNNI == 1 {
+                            vnni_step_vex(&mut acc, base.add(dx), wp);
+                        } else if QUAD && VNNI == 2 {
+                            vnni_step_evex(&mut acc, base.add(dx), wp);
+                        } else if QUAD {
                             quad_step(&mut acc, base.add(dx), wp, ones);
                         } else {
                             pair_step(&mut acc, base.add(dx), wp);
@@ -539,6 +581,57 @@ unsafe fn quad_step(
     );
 }
 
+/// [`quad_step`] with VNNI: one `vpdpbusd` (u8 × s8, four products summed into int32, no
+/// saturation) per 8 accumulators' worth of (`vpmaddubsw`, `vpmaddwd`, `vpaddd`) — the same
+/// integers. `$enc` is `{vex} ` for AVX-VNNI, empty for EVEX (AVX512-VNNI + VL).
+macro_rules! vnni_step {
+    ($name:ident, $enc:literal, $doc:literal) => {
+        #[doc = $doc]
+        ///
+        /// # Safety
+        /// As [`quad_step`], and the CPU has that VNNI.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        unsafe fn $name(acc: &mut [[std::arch::x86_64::__m256i; 2]; 4], x: *const i32, w: *const u32) {
+            std::arch::asm!(
+                "vmovdqu {x0}, ymmword ptr [{xp}]",
+                "vmovdqu {x1}, ymmword ptr [{xp} + 32]",
+                "vpbroadcastd {w0}, dword ptr [{wp}]",
+                "vpbroadcastd {w1}, dword ptr [{wp} + 4]",
+                concat!($enc, "vpdpbusd {a00}, {x0}, {w0}"),
+                concat!($enc, "vpdpbusd {a01}, {x1}, {w0}"),
+                concat!($enc, "vpdpbusd {a10}, {x0}, {w1}"),
+                concat!($enc, "vpdpbusd {a11}, {x1}, {w1}"),
+                "vpbroadcastd {w0}, dword ptr [{wp} + 8]",
+                "vpbroadcastd {w1}, dword ptr [{wp} + 12]",
+                concat!($enc, "vpdpbusd {a20}, {x0}, {w0}"),
+                concat!($enc, "vpdpbusd {a21}, {x1}, {w0}"),
+                concat!($enc, "vpdpbusd {a30}, {x0}, {w1}"),
+                concat!($enc, "vpdpbusd {a31}, {x1}, {w1}"),
+                xp = in(reg) x,
+                wp = in(reg) w,
+                a00 = inout(ymm_reg) acc[0][0],
+                a01 = inout(ymm_reg) acc[0][1],
+                a10 = inout(ymm_reg) acc[1][0],
+                a11 = inout(ymm_reg) acc[1][1],
+                a20 = inout(ymm_reg) acc[2][0],
+                a21 = inout(ymm_reg) acc[2][1],
+                a30 = inout(ymm_reg) acc[3][0],
+                a31 = inout(ymm_reg) acc[3][1],
+                x0 = out(ymm_reg) _,
+                x1 = out(ymm_reg) _,
+                w0 = out(ymm_reg) _,
+                w1 = out(ymm_reg) _,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+    };
+}
+
+vnni_step!(vnni_step_vex, "{{vex}} ", "AVX-VNNI step.");
+vnni_step!(vnni_step_evex, "", "AVX512-VNNI (VL) step.");
+
 /// [`quad_step`] for int16 pairs: `vpmaddwd` and `vpaddd`.
 ///
 /// # Safety
@@ -600,6 +693,7 @@ pub(super) unsafe fn conv_row_avx2<const K: usize>(
     _out: &mut [f32],
     _post: &Post,
     _to_ring: bool,
+    _vnni: Vnni,
 ) {
     unreachable!("Isa::Avx2 is never available off x86-64")
 }

@@ -199,6 +199,8 @@ pub struct NativeSesr {
     tile_width: usize,
     /// Per ring, the word of each channel row's padding ([`pad_words`](Self::pad_words)).
     pads: Vec<Vec<u32>>,
+    /// The integer block's `vpdpbusd`, if any (int8 on x86-64).
+    vnni: int8::Vnni,
 }
 
 /// The output channel holding sub-pixel (`dy`, `dx`) of an `s`×`s` block: one
@@ -272,7 +274,17 @@ impl NativeSesr {
         layers.push(Layer::new(&weights.output, None));
         let s = weights.cfg.scale;
         let shuffle = (0..s * s).map(|i| shuffle_channel(s, i / s, i % s)).collect();
-        let mut net = NativeSesr { scale: s, layers, shuffle, bf16, int8: false, isa, tile_width: 0, pads: Vec::new() };
+        let mut net = NativeSesr {
+            scale: s,
+            layers,
+            shuffle,
+            bf16,
+            int8: false,
+            isa,
+            tile_width: 0,
+            pads: Vec::new(),
+            vnni: int8::Vnni::None,
+        };
         net.tile_width = net.default_tile_width();
         net.pads = net.ring_pads();
         Ok(net)
@@ -313,7 +325,27 @@ impl NativeSesr {
         }
         net.int8 = true;
         net.pads = net.ring_pads();
+        if isa != Isa::Portable {
+            net.vnni = int8::Vnni::detect();
+        }
         Ok(net)
+    }
+
+    /// The integer network on the plain AVX2 block even where the CPU has VNNI (to compare the
+    /// two: they compute the same integers).
+    pub fn without_vnni(mut self) -> Self {
+        self.vnni = int8::Vnni::None;
+        self
+    }
+
+    /// Which integer block runs: `avx-vnni`, `avx512-vnni`, `avx2` or `scalar` (`None`: not
+    /// in int8).
+    pub fn int8_block(&self) -> Option<&'static str> {
+        match (self.int8, self.isa) {
+            (false, _) => None,
+            (true, Isa::Portable) => Some("scalar"),
+            (true, _) => Some(self.vnni.name()),
+        }
     }
 
     /// [`TILE_WIDTH`] (`SESR_NATIVE_TILE` overrides, for measuring).
@@ -586,12 +618,12 @@ impl NativeSesr {
         if let Some(q) = layer.q.as_ref().filter(|_| self.int8) {
             assert!(cw.is_multiple_of(16) || self.isa == Isa::Portable);
             match (self.isa, layer.k) {
-                // SAFETY: as below; AVX-512 CPUs have AVX2.
+                // SAFETY: as below; AVX-512 CPUs have AVX2; `vnni` was detected on this CPU.
                 (Isa::Avx512 | Isa::Avx2, 3) => unsafe {
-                    int8::conv_row_avx2::<3>(&rows, cs, layer, q, cw, out, &post, to_ring)
+                    int8::conv_row_avx2::<3>(&rows, cs, layer, q, cw, out, &post, to_ring, self.vnni)
                 },
                 (Isa::Avx512 | Isa::Avx2, 5) => unsafe {
-                    int8::conv_row_avx2::<5>(&rows, cs, layer, q, cw, out, &post, to_ring)
+                    int8::conv_row_avx2::<5>(&rows, cs, layer, q, cw, out, &post, to_ring, self.vnni)
                 },
                 (_, 3) => int8::conv_row::<3>(&rows, cs, layer, q, cw, out, &post, to_ring),
                 (_, 5) => int8::conv_row::<5>(&rows, cs, layer, q, cw, out, &post, to_ring),
