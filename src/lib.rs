@@ -24,6 +24,7 @@ pub mod metrics;
 #[cfg(feature = "torch")]
 pub mod model;
 pub mod native;
+pub mod onnx;
 pub mod plane;
 pub mod pool;
 pub mod protocol;
