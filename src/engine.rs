@@ -511,7 +511,7 @@ impl TorchRunner {
             };
             // `f_` variants throughout: a libtorch error (CUDA out of memory…) is an error, not a panic.
             let y = tch::no_grad(|| self.module.forward_ts(&[x.f_to_device(device)?]))
-                .map_err(|e| format!("model forward failed: {}", first_line(&e.to_string())))?;
+                .map_err(|e| format!("model forward failed: {}", first_and_last_lines(&e.to_string())))?;
             let (ow, oh) = (w * s, (c1 - c0) * s);
             if y.size() != [1, 1, oh as i64, ow as i64] || y.kind() != Kind::Float {
                 return Err(format!("model returned {:?} {:?}, expected float [1, 1, {oh}, {ow}]", y.kind(), y.size()));
@@ -566,6 +566,17 @@ fn receptive_radius(module: &tch::CModule, device: tch::Device, scale: usize) ->
 #[cfg(feature = "torch")]
 fn first_line(s: &str) -> &str {
     s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s)
+}
+
+/// A TorchScript interpreter error in short: its first line and its last (the reason, e.g.
+/// "RuntimeError: … not enough memory …"), without the traceback between.
+#[cfg(feature = "torch")]
+fn first_and_last_lines(s: &str) -> String {
+    let first = first_line(s);
+    match s.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(last) if last != first => format!("{} … {}", first.trim(), last.trim()),
+        _ => first.trim().to_string(),
+    }
 }
 
 /// Where chroma samples sit relative to luma: co-sited with the first luma sample of their

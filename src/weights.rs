@@ -235,9 +235,11 @@ fn model_text(e: &Error) -> String {
     }
 }
 
-/// The sidecar's config (validated), precision, and digests (of the TorchScript file and of the
-/// weights file) when it records both.
-fn parse_sidecar(text: &str) -> Result<(SesrConfig, Precision, Option<(String, String)>), String> {
+/// SHA-256 digests recorded in a sidecar: of the TorchScript file, and of the weights file.
+type Digests = (String, String);
+
+/// The sidecar's config (validated), precision, and digests when it records both.
+fn parse_sidecar(text: &str) -> Result<(SesrConfig, Precision, Option<Digests>), String> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let obj = v.as_object().ok_or("not a JSON object")?;
     let config = obj.get("config").ok_or("no \"config\"")?;

@@ -763,3 +763,31 @@ fn oversized_output_is_refused_at_caps_time() {
         .unwrap();
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A libtorch error while a frame runs (here an allocation libtorch cannot make, as CUDA out of
+/// memory would be) is an element error naming the model, not a crash: the model allocates
+/// width³ floats, a few MiB at the sizes probed when it loads, terabytes for an 8192-pixel row.
+#[test]
+fn libtorch_errors_at_run_time_are_element_errors() {
+    init();
+    let d = tmp("oom");
+    let pt = d.join("oom.pt");
+    trace_to(&pt, tch::Tensor::rand([1, 1, 8, 8], (tch::Kind::Float, tch::Device::Cpu)), |x| {
+        let f = x.sum_dim_intlist(2, false, tch::Kind::Float).flatten(0, -1);
+        let cube = (f.unsqueeze(1) * f.unsqueeze(0)).unsqueeze(2) * &f;
+        x.repeat([1, 4, 1, 1]).pixel_shuffle(2) + cube.sum(tch::Kind::Float) * 0.0
+    });
+    let pipeline = |w: usize| {
+        run_pipeline(&format!(
+            "videotestsrc num-buffers=1 ! video/x-raw,format=GRAY8,width={w},height=2 \
+             ! sesrupscale model-location={} ! fakesink",
+            pt.display()
+        ))
+    };
+    pipeline(64).unwrap();
+    let e = pipeline(8192).unwrap_err();
+    eprintln!("run-time libtorch error: {e}");
+    assert!(e.contains("oom.pt") && e.contains("inference") && e.contains("memory"), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -136,7 +136,7 @@ impl SesrUpscale {
                 Some(p) if !e.contains(&p.display().to_string()) => format!("model '{}': {e}", p.display()),
                 _ => e,
             };
-            gst::error_msg!(gst::ResourceError::OpenRead, ["Could not load SESR {}", e])
+            gst::error_msg!(gst::ResourceError::OpenRead, ("Could not load SESR {}", e))
         })?;
         gst::info!(
             CAT,
@@ -312,7 +312,8 @@ impl ObjectImpl for SesrUpscale {
             "active-isa" => lock(&self.active_isa).to_value(),
             "stripe-rows" => settings.stripe_rows.to_value(),
             "scale" => self.scale.load(Ordering::SeqCst).to_value(),
-            _ => unimplemented!(),
+            // Unreachable (GObject asks only for the properties above): a default value.
+            _ => glib::Value::from_type(pspec.value_type()),
         }
     }
 
@@ -435,7 +436,7 @@ impl VideoFilterImpl for SesrUpscale {
         let (ow, oh) = match output_size(in_info.width(), in_info.height(), s) {
             Ok(size) => size,
             Err(why) => {
-                gst::element_imp_error!(self, gst::StreamError::Format, ["Cannot upscale: {}", why]);
+                gst::element_imp_error!(self, gst::StreamError::Format, ("Cannot upscale: {}", why));
                 return Err(gst::loggable_error!(CAT, "output too large"));
             }
         };
@@ -502,7 +503,7 @@ impl VideoFilterImpl for SesrUpscale {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Format,
-                        ["Negative row stride {} not supported", v]
+                        ("Negative row stride {} not supported", v)
                     );
                     gst::FlowError::Error
                 })?;
@@ -520,7 +521,7 @@ impl VideoFilterImpl for SesrUpscale {
         if let Err(e) = engine.upscale_luma(y_in, in_strides[0], w, h, y_out, out_strides[0]) {
             let model = lock(&self.settings).model_location.clone();
             let model = if model.is_empty() { "the embedded model".to_string() } else { model };
-            gst::element_imp_error!(self, gst::LibraryError::Failed, ["SESR inference ({}) failed: {}", model, e]);
+            gst::element_imp_error!(self, gst::LibraryError::Failed, ("SESR inference ({}) failed: {}", model, e));
             return Err(gst::FlowError::Error);
         }
         let Some(chroma) = geometry.chroma.as_mut() else {
@@ -532,7 +533,7 @@ impl VideoFilterImpl for SesrUpscale {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Format,
-                ["{} chroma plane {} too small for {}x{} samples (stride {})", what, plane, iw, ih, in_strides[plane]]
+                ("{} chroma plane {} too small for {}x{} samples (stride {})", what, plane, iw, ih, in_strides[plane])
             );
             gst::FlowError::Error
         };
