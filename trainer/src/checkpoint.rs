@@ -80,6 +80,14 @@ pub fn save(dir: &Path, cfg: &SesrConfig, vs: &VarStore, opt: &AmsGrad, state: &
         return Err(e.context(format!("cannot write checkpoint {} (in {}){}", dir.display(), tmp.display(), kept())));
     }
     let prev = prev_path(dir);
+    if dir.exists() && !looks_whole(dir) {
+        // The checkpoint being replaced is itself damaged (a run resumed from `last.prev`):
+        // it is set aside, and the previous good one stays where it is.
+        let aside = dir.with_file_name(format!("{name}.corrupt"));
+        let _ = std::fs::remove_dir_all(&aside);
+        std::fs::rename(dir, &aside)
+            .with_context(|| format!("cannot move the damaged {} to {}{}", dir.display(), aside.display(), kept()))?;
+    }
     if dir.exists() {
         if prev.exists() {
             std::fs::remove_dir_all(&prev).with_context(|| format!("cannot replace {}{}", prev.display(), kept()))?;
@@ -98,6 +106,46 @@ pub fn save(dir: &Path, cfg: &SesrConfig, vs: &VarStore, opt: &AmsGrad, state: &
         )));
     }
     Ok(())
+}
+
+/// Whether a checkpoint folder's files are all there and whole: both JSON files parse, and each
+/// safetensors file is as long as its header says (a cheap check: no tensor is loaded).
+fn looks_whole(dir: &Path) -> bool {
+    let json_ok = |f: &str| {
+        std::fs::read_to_string(dir.join(f)).ok().and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+    };
+    let state_ok = json_ok("state.json").is_some_and(|v| serde_json::from_value::<TrainState>(v).is_ok());
+    let config_ok = json_ok("config.json").is_some_and(|v| serde_json::from_value::<SesrConfig>(v).is_ok());
+    state_ok
+        && config_ok
+        && ["model.safetensors", "optimizer.safetensors"].iter().all(|f| safetensors_whole(&dir.join(f)))
+}
+
+/// Whether a safetensors file holds the bytes its header promises.
+fn safetensors_whole(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let Ok(len) = f.metadata().map(|m| m.len()) else { return false };
+    let mut n = [0u8; 8];
+    if f.read_exact(&mut n).is_err() {
+        return false;
+    }
+    let n = u64::from_le_bytes(n);
+    if n > 100_000_000 || 8 + n > len {
+        return false;
+    }
+    let mut header = vec![0u8; n as usize];
+    if f.read_exact(&mut header).is_err() {
+        return false;
+    }
+    let Ok(serde_json::Value::Object(h)) = serde_json::from_slice::<serde_json::Value>(&header) else { return false };
+    let end = h
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__metadata__")
+        .filter_map(|(_, t)| t.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    8 + n + end == len
 }
 
 /// `err` about checkpoint `dir`, saying that it is unusable and where the previous good one is.
@@ -308,6 +356,13 @@ mod tests {
         load_weights(&prev, &mut vs).unwrap();
         assert_eq!(read_state(&prev).unwrap().epoch, 1);
         load_optimizer(&prev, &vs, &mut opt, 1).unwrap();
+        // Saving over the damaged checkpoint (a run resumed from `last.prev`) keeps the good
+        // previous one and sets the damaged one aside.
+        let prev_before = contents(&prev);
+        save(&last, &cfg, &vs, &opt, &state(5)).unwrap();
+        assert_eq!(contents(&prev), prev_before, "the good previous checkpoint was replaced");
+        assert!(d.join("last.corrupt/state.json").is_file());
+        assert!(looks_whole(&last) && looks_whole(&prev) && !looks_whole(&d.join("last.corrupt")));
         // A missing checkpoint with a previous one beside it says so too.
         std::fs::remove_dir_all(&last).unwrap();
         let e = format!("{:#}", read_config(&last).unwrap_err());

@@ -391,5 +391,8 @@ fn corrupt_resume_and_full_disk() {
     let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", prev.to_str().unwrap(), "--epochs", "3"]));
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(state(&last)["epoch"].as_u64(), Some(3));
+    // Epochs 2 and 3 were saved: the damaged `last` was set aside, not kept as the previous one.
+    assert_eq!(state(&prev)["epoch"].as_u64(), Some(2));
+    assert!(run.join("last.corrupt/model.safetensors").is_file());
     std::fs::remove_dir_all(&d).unwrap();
 }
