@@ -791,3 +791,36 @@ fn libtorch_errors_at_run_time_are_element_errors() {
     assert!(!e.contains("panicked"), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A frame the element cannot read safely (a bottom-up luma plane: negative row stride) is an
+/// element error, not a panic or an out-of-bounds read.
+#[test]
+fn negative_strides_are_an_element_error() {
+    init();
+    let el = gst::ElementFactory::make("sesrupscale").build().unwrap();
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    let mut hs = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+    hs.set_src_caps_str(&caps_str("I420", 16, 8, "jpeg"));
+    let mut buf = gst::Buffer::with_size(16 * 8 * 3 / 2).unwrap();
+    {
+        let b = buf.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::ZERO);
+        // Luma rows bottom-up: the first row is the last in memory.
+        gst_video::VideoMeta::add_full(
+            b,
+            gst_video::VideoFrameFlags::empty(),
+            gst_video::VideoFormat::I420,
+            16,
+            8,
+            &[16 * 7, 128, 160],
+            &[-16, 8, 8],
+        )
+        .unwrap();
+    }
+    assert_eq!(hs.push(buf), Err(gst::FlowError::Error));
+    let msg = bus.pop_filtered(&[gst::MessageType::Error]).expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
+    assert!(err.error().to_string().contains("Negative row stride -16"), "{:?}", err.error());
+    el.set_bus(None);
+}
