@@ -73,6 +73,13 @@ impl std::fmt::Display for Preset {
     }
 }
 
+/// Largest number of blocks a config may ask for.
+pub const MAX_M: usize = 256;
+/// Largest feature width.
+pub const MAX_F: usize = 1024;
+/// Largest expansion width.
+pub const MAX_P: usize = 1 << 16;
+
 impl SesrConfig {
     pub fn new(m: usize, f: usize, p: usize, scale: usize) -> Result<Self, crate::Error> {
         let c = SesrConfig { m, f, p, scale };
@@ -86,6 +93,14 @@ impl SesrConfig {
         }
         if self.f == 0 || self.p == 0 {
             return Err(crate::Error::Config("f and p must be positive".into()));
+        }
+        // Far beyond any SESR variant (XL: m 11, f 32, p 64), and small enough that every size
+        // derived from a config (weights, MACs, buffers) fits a usize: a hostile sidecar asking
+        // for billions of blocks or channels is refused here instead of overflowing later.
+        for (name, v, max) in [("m", self.m, MAX_M), ("f", self.f, MAX_F), ("p", self.p, MAX_P)] {
+            if v > max {
+                return Err(crate::Error::Config(format!("{name} = {v} is absurd (at most {max})")));
+            }
         }
         Ok(())
     }
@@ -161,5 +176,16 @@ mod tests {
         assert!(SesrConfig::from_json("{").is_err());
         assert_eq!("M11".parse::<Preset>().unwrap(), Preset::M11);
         assert!("m4".parse::<Preset>().is_err());
+        // Absurd dimensions are refused with the field's name.
+        for (json, field) in [
+            (r#"{"m":1000000000000,"f":16,"p":256,"scale":2}"#, "m ="),
+            (r#"{"m":5,"f":4294967296,"p":256,"scale":2}"#, "f ="),
+            (r#"{"m":5,"f":16,"p":18446744073709551615,"scale":2}"#, "p ="),
+        ] {
+            let e = SesrConfig::from_json(json).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("absurd"), "{e}");
+        }
+        assert!(SesrConfig::new(MAX_M, MAX_F, MAX_P, 4).is_ok());
+        assert!(SesrConfig::from_json(r#"{"m":-1,"f":16,"p":256,"scale":2}"#).is_err());
     }
 }

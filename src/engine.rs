@@ -418,6 +418,7 @@ fn torch_load(o: &EngineOptions, name: &str, native: Result<NativeSesr, String>,
     if scale != 2 && scale != 4 {
         return Err(format!("model '{name}': scale {scale} is not supported (2 or 4)"));
     }
+    finite_outputs(&module, device).map_err(|e| format!("model '{name}': {e}"))?;
     let native = native.and_then(|net| {
         verify(&net, &module, scale, &pool)?;
         Ok(net)
@@ -445,6 +446,20 @@ fn torch_load(o: &EngineOptions, name: &str, native: Result<NativeSesr, String>,
             })
         }
     }
+}
+
+/// Refuses a module whose output on a grey frame is not finite (NaN or infinite weights).
+#[cfg(feature = "torch")]
+fn finite_outputs(module: &tch::CModule, device: tch::Device) -> Result<(), String> {
+    use tch::{Kind, Tensor};
+    let x = Tensor::f_full([1, 1, 16, 16], 0.5, (Kind::Float, device)).map_err(|e| e.to_string())?;
+    let y = tch::no_grad(|| module.forward_ts(&[x])).map_err(|e| first_line(&e.to_string()).to_string())?;
+    let finite =
+        y.f_isfinite().and_then(|f| f.f_all()).and_then(|a| a.f_int64_value(&[])).map_err(|e| e.to_string())?;
+    if finite == 0 {
+        return Err("the model outputs NaN or infinite values (non-finite weights?)".into());
+    }
+    Ok(())
 }
 
 #[cfg(feature = "torch")]
@@ -536,14 +551,20 @@ impl TorchRunner {
                     Device::Cpu,
                 )
             };
-            let y = tch::no_grad(|| self.module.forward_ts(&[x.to_device(device)]))
-                .map_err(|e| format!("model forward failed: {e}"))?;
+            // `f_` variants throughout: a libtorch error (CUDA out of memory…) is an error, not a panic.
+            let y = tch::no_grad(|| self.module.forward_ts(&[x.f_to_device(device)?]))
+                .map_err(|e| format!("model forward failed: {}", first_and_last_lines(&e.to_string())))?;
             let (ow, oh) = (w * s, (c1 - c0) * s);
             if y.size() != [1, 1, oh as i64, ow as i64] || y.kind() != Kind::Float {
                 return Err(format!("model returned {:?} {:?}, expected float [1, 1, {oh}, {ow}]", y.kind(), y.size()));
             }
-            let y =
-                if y.device() == Device::Cpu && y.is_contiguous() { y } else { y.to_device(Device::Cpu).contiguous() };
+            let y = if y.device() == Device::Cpu && y.is_contiguous() {
+                y
+            } else {
+                y.f_to_device(Device::Cpu)
+                    .and_then(|y| y.f_contiguous())
+                    .map_err(|e| format!("model output to the CPU: {}", first_line(&e.to_string())))?
+            };
             // SAFETY: `y` is a contiguous CPU float tensor of oh·ow elements, alive for this borrow.
             let out = unsafe { std::slice::from_raw_parts(y.data_ptr() as *const f32, ow * oh) };
             for row in r0 * s..r1 * s {
@@ -587,6 +608,17 @@ fn receptive_radius(module: &tch::CModule, device: tch::Device, scale: usize) ->
 #[cfg(feature = "torch")]
 fn first_line(s: &str) -> &str {
     s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s)
+}
+
+/// A TorchScript interpreter error in short: its first line and its last (the reason, e.g.
+/// "RuntimeError: … not enough memory …"), without the traceback between.
+#[cfg(feature = "torch")]
+fn first_and_last_lines(s: &str) -> String {
+    let first = first_line(s);
+    match s.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(last) if last != first => format!("{} … {}", first.trim(), last.trim()),
+        _ => first.trim().to_string(),
+    }
 }
 
 /// Where chroma samples sit relative to luma: co-sited with the first luma sample of their

@@ -334,6 +334,25 @@ impl ModelRunner {
         dst: &mut [u8],
         dst_stride: usize,
     ) -> Result<(), String> {
+        // The planes against their geometry, in checked arithmetic: the kernels assert these,
+        // and a frame that fails them is an error here instead of a panic there.
+        if w == 0 || h == 0 {
+            return Ok(());
+        }
+        let s = self.scale();
+        let fits = |len: usize, stride: usize, row: usize, rows: usize| {
+            stride >= row && (rows - 1).checked_mul(stride).and_then(|v| v.checked_add(row)).is_some_and(|n| n <= len)
+        };
+        if !fits(src.len(), stride, w, h) {
+            return Err(format!("luma plane of {} bytes (stride {stride}) too small for {w}x{h}", src.len()));
+        }
+        let (ow, oh) = w.checked_mul(s).zip(h.checked_mul(s)).ok_or_else(|| format!("{w}x{h} at x{s} overflows"))?;
+        if !fits(dst.len(), dst_stride, ow, oh) {
+            return Err(format!(
+                "output luma plane of {} bytes (stride {dst_stride}) too small for {ow}x{oh}",
+                dst.len()
+            ));
+        }
         match &mut self.inner {
             Inner::Local(e) => {
                 e.upscale_luma(src, stride, w, h, dst, dst_stride);

@@ -1,7 +1,12 @@
 //! Training checkpoints: a folder with the expanded weights (`model.safetensors`), the model
 //! config (`config.json`), the optimiser state (`optimizer.safetensors`) and the trainer state
-//! (`state.json`). A folder is written next to its final place and renamed over it, so a crash
-//! never leaves a half-written checkpoint.
+//! (`state.json`).
+//!
+//! A checkpoint is written whole into a hidden folder beside its place (`.last.tmp`), then
+//! moved in: the checkpoint it replaces becomes `last.prev` (one previous checkpoint is kept),
+//! so a crash, a full disk or a read-only folder never loses a checkpoint already saved, and a
+//! checkpoint found corrupt at `--resume` has a previous good one beside it, which the error
+//! names.
 
 use crate::optim::AmsGrad;
 use crate::rng::Rng;
@@ -30,42 +35,183 @@ pub struct TrainState {
     pub train_images: usize,
 }
 
+/// The folder's name and parent, for its siblings.
+fn parent_and_name(dir: &Path) -> Result<(PathBuf, String)> {
+    let name = dir.file_name().ok_or_else(|| anyhow!("{}: not a checkpoint folder name", dir.display()))?;
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Ok((parent.to_path_buf(), name.to_string_lossy().into_owned()))
+}
+
+/// Where the checkpoint that `dir` replaced is kept: `last` → `last.prev`.
+pub fn prev_path(dir: &Path) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dir.with_file_name(format!("{name}.prev"))
+}
+
 pub fn save(dir: &Path, cfg: &SesrConfig, vs: &VarStore, opt: &AmsGrad, state: &TrainState) -> Result<()> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let name = dir.file_name().unwrap().to_string_lossy();
+    let (parent, name) = parent_and_name(dir)?;
+    let kept = || {
+        if dir.exists() {
+            format!("; the checkpoint already in {} is untouched", dir.display())
+        } else {
+            String::new()
+        }
+    };
     let tmp = parent.join(format!(".{name}.tmp"));
-    let old = parent.join(format!(".{name}.old"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    vs.save(tmp.join("model.safetensors"))?;
-    opt.save(&tmp.join("optimizer.safetensors"))?;
-    std::fs::write(tmp.join("config.json"), cfg.to_json())?;
-    std::fs::write(tmp.join("state.json"), serde_json::to_string_pretty(state)?)?;
-    let _ = std::fs::remove_dir_all(&old);
-    if dir.exists() {
-        std::fs::rename(dir, &old)?;
+    let write = || -> Result<()> {
+        std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        if tmp.exists() {
+            // A leftover of an interrupted save (a file or a folder).
+            std::fs::remove_dir_all(&tmp).or_else(|_| std::fs::remove_file(&tmp))?;
+        }
+        std::fs::create_dir(&tmp)?;
+        vs.save(tmp.join("model.safetensors"))?;
+        opt.save(&tmp.join("optimizer.safetensors"))?;
+        std::fs::write(tmp.join("config.json"), cfg.to_json())?;
+        std::fs::write(tmp.join("state.json"), serde_json::to_string_pretty(state)?)?;
+        // On the disk before the rename makes it the checkpoint.
+        for f in ["model.safetensors", "optimizer.safetensors", "config.json", "state.json"] {
+            std::fs::File::open(tmp.join(f))?.sync_all()?;
+        }
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e.context(format!("cannot write checkpoint {} (in {}){}", dir.display(), tmp.display(), kept())));
     }
-    std::fs::rename(&tmp, dir).with_context(|| format!("cannot move checkpoint into {}", dir.display()))?;
-    let _ = std::fs::remove_dir_all(&old);
+    let prev = prev_path(dir);
+    if dir.exists() && !looks_whole(dir) {
+        // The checkpoint being replaced is itself damaged (a run resumed from `last.prev`):
+        // it is set aside, and the previous good one stays where it is.
+        let aside = dir.with_file_name(format!("{name}.corrupt"));
+        let _ = std::fs::remove_dir_all(&aside);
+        std::fs::rename(dir, &aside)
+            .with_context(|| format!("cannot move the damaged {} to {}{}", dir.display(), aside.display(), kept()))?;
+    }
+    if dir.exists() {
+        if prev.exists() {
+            std::fs::remove_dir_all(&prev).with_context(|| format!("cannot replace {}{}", prev.display(), kept()))?;
+        }
+        std::fs::rename(dir, &prev)
+            .with_context(|| format!("cannot move {} to {}{}", dir.display(), prev.display(), kept()))?;
+    }
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        // Put the previous checkpoint back where it was.
+        let back = prev.exists() && std::fs::rename(&prev, dir).is_ok();
+        return Err(anyhow!(e).context(format!(
+            "cannot move the new checkpoint {} into {}{}",
+            tmp.display(),
+            dir.display(),
+            if back { "; the previous checkpoint is back in place" } else { "" }
+        )));
+    }
     Ok(())
+}
+
+/// Whether a checkpoint folder's files are all there and whole: both JSON files parse, and each
+/// safetensors file is as long as its header says (a cheap check: no tensor is loaded).
+fn looks_whole(dir: &Path) -> bool {
+    let json_ok = |f: &str| {
+        std::fs::read_to_string(dir.join(f)).ok().and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+    };
+    let state_ok = json_ok("state.json").is_some_and(|v| serde_json::from_value::<TrainState>(v).is_ok());
+    let config_ok = json_ok("config.json").is_some_and(|v| serde_json::from_value::<SesrConfig>(v).is_ok());
+    state_ok
+        && config_ok
+        && ["model.safetensors", "optimizer.safetensors"].iter().all(|f| safetensors_whole(&dir.join(f)))
+}
+
+/// Whether a safetensors file holds the bytes its header promises.
+fn safetensors_whole(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let Ok(len) = f.metadata().map(|m| m.len()) else { return false };
+    let mut n = [0u8; 8];
+    if f.read_exact(&mut n).is_err() {
+        return false;
+    }
+    let n = u64::from_le_bytes(n);
+    if n > 100_000_000 || 8 + n > len {
+        return false;
+    }
+    let mut header = vec![0u8; n as usize];
+    if f.read_exact(&mut header).is_err() {
+        return false;
+    }
+    let Ok(serde_json::Value::Object(h)) = serde_json::from_slice::<serde_json::Value>(&header) else { return false };
+    let end = h
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__metadata__")
+        .filter_map(|(_, t)| t.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    8 + n + end == len
+}
+
+/// `err` about checkpoint `dir`, saying that it is unusable and where the previous good one is.
+pub fn unusable(dir: &Path, err: anyhow::Error) -> anyhow::Error {
+    let prev = prev_path(dir);
+    let hint = if prev.join("config.json").is_file() {
+        format!(
+            "; the previous checkpoint is kept in {}: resume from it with --resume {}",
+            prev.display(),
+            prev.display()
+        )
+    } else {
+        String::new()
+    };
+    err.context(format!("checkpoint {} is missing or corrupt{hint}", dir.display()))
 }
 
 pub fn read_config(dir: &Path) -> Result<SesrConfig> {
     let p = dir.join("config.json");
-    let s = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-    SesrConfig::from_json(&s).with_context(|| p.display().to_string())
+    let read = || -> Result<SesrConfig> {
+        let s = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        SesrConfig::from_json(&s).with_context(|| p.display().to_string())
+    };
+    read().map_err(|e| unusable(dir, e))
 }
 
 pub fn read_state(dir: &Path) -> Result<TrainState> {
     let p = dir.join("state.json");
-    let s = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-    serde_json::from_str(&s).with_context(|| format!("{}: bad trainer state", p.display()))
+    let read = || -> Result<TrainState> {
+        let s = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        serde_json::from_str(&s).with_context(|| format!("{}: bad trainer state", p.display()))
+    };
+    read().map_err(|e| unusable(dir, e))
 }
 
 pub fn load_weights(dir: &Path, vs: &mut VarStore) -> Result<()> {
     let p = dir.join("model.safetensors");
-    vs.load(&p).with_context(|| format!("cannot load weights from {}", p.display()))
+    vs.load(&p).with_context(|| format!("cannot load weights from {}", p.display())).map_err(|e| unusable(dir, e))
+}
+
+/// The optimiser state of a checkpoint, its tensors checked against the model's variables
+/// before they are copied (a corrupt file is an error naming it, not a panic in the copy).
+pub fn load_optimizer(dir: &Path, vs: &VarStore, opt: &mut AmsGrad, t: i64) -> Result<()> {
+    let p = dir.join("optimizer.safetensors");
+    let mut load = || -> Result<()> {
+        let map: std::collections::HashMap<String, Tensor> =
+            Tensor::read_safetensors(&p).with_context(|| format!("cannot read {}", p.display()))?.into_iter().collect();
+        for (name, var) in vs.variables() {
+            for prefix in ["m", "v", "vmax"] {
+                let key = format!("{prefix}/{name}");
+                let t = map.get(&key).ok_or_else(|| anyhow!("{}: optimiser state lacks {key}", p.display()))?;
+                if t.size() != var.size() || t.kind() != var.kind() {
+                    return Err(anyhow!(
+                        "{}: {key} is {:?} {:?}, the model's {:?} {:?}",
+                        p.display(),
+                        t.kind(),
+                        t.size(),
+                        var.kind(),
+                        var.size()
+                    ));
+                }
+            }
+        }
+        opt.load(&p, t)
+    };
+    load().map_err(|e| unusable(dir, e))
 }
 
 /// Accepts a run folder (uses its `best/` when it has one, else `last/`) or a checkpoint folder.
@@ -109,4 +255,176 @@ pub fn load_masks(dir: &Path) -> Result<Option<Vec<Tensor>>> {
         })
         .collect::<Result<Vec<_>>>()
         .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sesr-ckpt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn model(m: usize) -> (SesrConfig, VarStore, AmsGrad) {
+        let cfg = SesrConfig::new(m, 4, 8, 2).unwrap();
+        let vs = VarStore::new(tch::Device::Cpu);
+        let _ = sesr::ExpandedSesr::new(&vs.root(), cfg);
+        let opt = AmsGrad::new(&vs, 1e-3, 1e-8);
+        (cfg, vs, opt)
+    }
+
+    fn state(epoch: usize) -> TrainState {
+        TrainState {
+            epoch,
+            step: 0,
+            rng: Rng::new(1),
+            opt_t: 3,
+            best_psnr: None,
+            best_epoch: 0,
+            train_data: vec![],
+            train_images: 1,
+        }
+    }
+
+    /// Every file of a checkpoint folder with its bytes.
+    fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn saves_keep_the_previous_checkpoint() {
+        let d = tmp("prev");
+        let (cfg, vs, opt) = model(1);
+        let last = d.join("last");
+        save(&last, &cfg, &vs, &opt, &state(1)).unwrap();
+        assert!(!prev_path(&last).exists());
+        save(&last, &cfg, &vs, &opt, &state(2)).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(3)).unwrap();
+        assert_eq!(read_state(&last).unwrap().epoch, 3);
+        assert_eq!(read_state(&d.join("last.prev")).unwrap().epoch, 2);
+        assert!(!d.join(".last.tmp").exists(), "no temporary folder left");
+        let mut names: Vec<String> =
+            std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["last", "last.prev"]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn corrupt_checkpoints_are_named_with_the_previous_one() {
+        let d = tmp("corrupt");
+        let (cfg, mut vs, mut opt) = model(1);
+        let last = d.join("last");
+        save(&last, &cfg, &vs, &opt, &state(1)).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(2)).unwrap();
+        let hint = format!("--resume {}", d.join("last.prev").display());
+        let check = |e: anyhow::Error, file: &str| {
+            let e = format!("{e:#}");
+            assert!(e.contains(&last.join(file).display().to_string()), "{e}");
+            assert!(e.contains("is missing or corrupt") && e.contains(&hint), "{e}");
+        };
+        // Truncated weights.
+        let w = std::fs::read(last.join("model.safetensors")).unwrap();
+        std::fs::write(last.join("model.safetensors"), &w[..w.len() / 2]).unwrap();
+        check(load_weights(&last, &mut vs).unwrap_err(), "model.safetensors");
+        // Garbage state, truncated config.
+        std::fs::write(last.join("state.json"), b"{\"epoch\": 1,").unwrap();
+        check(read_state(&last).unwrap_err(), "state.json");
+        std::fs::write(last.join("config.json"), b"{\"m\":").unwrap();
+        check(read_config(&last).unwrap_err(), "config.json");
+        // A wider model's optimiser state (shapes differ), and garbage: errors, not panics.
+        let wide_cfg = SesrConfig::new(1, 8, 8, 2).unwrap();
+        let wide_vs = VarStore::new(tch::Device::Cpu);
+        let _ = sesr::ExpandedSesr::new(&wide_vs.root(), wide_cfg);
+        let wide = d.join("wide");
+        save(&wide, &wide_cfg, &wide_vs, &AmsGrad::new(&wide_vs, 1e-3, 1e-8), &state(1)).unwrap();
+        std::fs::copy(wide.join("optimizer.safetensors"), last.join("optimizer.safetensors")).unwrap();
+        check(load_optimizer(&last, &vs, &mut opt, 1).unwrap_err(), "optimizer.safetensors");
+        std::fs::write(last.join("optimizer.safetensors"), b"garbage").unwrap();
+        check(load_optimizer(&last, &vs, &mut opt, 1).unwrap_err(), "optimizer.safetensors");
+        // The previous checkpoint is whole and loads.
+        let prev = d.join("last.prev");
+        load_weights(&prev, &mut vs).unwrap();
+        assert_eq!(read_state(&prev).unwrap().epoch, 1);
+        load_optimizer(&prev, &vs, &mut opt, 1).unwrap();
+        // Saving over the damaged checkpoint (a run resumed from `last.prev`) keeps the good
+        // previous one and sets the damaged one aside.
+        let prev_before = contents(&prev);
+        save(&last, &cfg, &vs, &opt, &state(5)).unwrap();
+        assert_eq!(contents(&prev), prev_before, "the good previous checkpoint was replaced");
+        assert!(d.join("last.corrupt/state.json").is_file());
+        assert!(looks_whole(&last) && looks_whole(&prev) && !looks_whole(&d.join("last.corrupt")));
+        // A missing checkpoint with a previous one beside it says so too.
+        std::fs::remove_dir_all(&last).unwrap();
+        let e = format!("{:#}", read_config(&last).unwrap_err());
+        assert!(e.contains(&hint), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn failed_saves_lose_nothing() {
+        let d = tmp("failed");
+        let (cfg, vs, opt) = model(1);
+        let last = d.join("last");
+        save(&last, &cfg, &vs, &opt, &state(1)).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(2)).unwrap();
+        let (before, prev_before) = (contents(&last), contents(&prev_path(&last)));
+        let unchanged = || {
+            assert_eq!(contents(&last), before, "last changed");
+            assert_eq!(contents(&prev_path(&last)), prev_before, "last.prev changed");
+            assert_eq!(read_state(&last).unwrap().epoch, 2);
+        };
+        // The checkpoint's place is under a file: nothing can be written.
+        let file = d.join("a_file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = format!("{:#}", save(&file.join("last"), &cfg, &vs, &opt, &state(3)).unwrap_err());
+        assert!(e.contains("cannot write checkpoint") && e.contains("a_file"), "{e}");
+        // The previous checkpoint's place cannot be cleared (a file is there, not a folder):
+        // the save fails before the current checkpoint moves.
+        let prev = prev_path(&last);
+        std::fs::rename(&prev, d.join("kept")).unwrap();
+        std::fs::write(&prev, b"in the way").unwrap();
+        let e = format!("{:#}", save(&last, &cfg, &vs, &opt, &state(3)).unwrap_err());
+        assert!(e.contains("last.prev") && e.contains("untouched"), "{e}");
+        assert_eq!(contents(&last), before);
+        std::fs::remove_file(&prev).unwrap();
+        std::fs::rename(d.join("kept"), &prev).unwrap();
+        unchanged();
+        // A read-only folder (as root, permissions do not stop writes: a full disk is tried by
+        // the CLI test instead).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let ro = d.join("ro");
+            std::fs::create_dir(&ro).unwrap();
+            let ro_last = ro.join("last");
+            save(&ro_last, &cfg, &vs, &opt, &state(1)).unwrap();
+            let ro_before = contents(&ro_last);
+            std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+            if std::fs::write(ro.join("probe"), b"").is_ok() {
+                eprintln!("SKIPPED the read-only folder: this user writes into it anyway (root)");
+            } else {
+                let e = format!("{:#}", save(&ro_last, &cfg, &vs, &opt, &state(2)).unwrap_err());
+                assert!(e.contains("cannot write checkpoint") && e.contains("untouched"), "{e}");
+                assert_eq!(contents(&ro_last), ro_before);
+                assert_eq!(read_state(&ro_last).unwrap().epoch, 1);
+            }
+            std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        // A leftover temporary folder of an interrupted save does not stop the next one.
+        std::fs::create_dir_all(d.join(".last.tmp/junk")).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(3)).unwrap();
+        assert_eq!(read_state(&last).unwrap().epoch, 3);
+        assert_eq!(contents(&prev_path(&last)), before);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

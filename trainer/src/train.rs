@@ -97,7 +97,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(d) = &resume_dir {
         checkpoint::load_weights(d, &mut vs)?;
         state = checkpoint::read_state(d)?;
-        opt.load(&d.join("optimizer.safetensors"), state.opt_t)?;
+        checkpoint::load_optimizer(d, &vs, &mut opt, state.opt_t)?;
         eprintln!("resumed from {} at epoch {} step {}", d.display(), state.epoch, state.step);
     }
 

@@ -315,3 +315,93 @@ fn prune_rounds_resume_and_export() {
     assert!(o.status.success(), "{}", text(&o));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// Files of a folder with their bytes, sorted.
+fn folder_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A corrupt `last` at `--resume` is named with the previous checkpoint, which resumes; a save
+/// that hits a full disk fails with the reason and leaves the checkpoints already saved as
+/// they were (the disk: a small tmpfs in a private mount namespace, where `unshare` allows it).
+#[test]
+fn corrupt_resume_and_full_disk() {
+    let d = tmp("faults");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    make_data(&data);
+    let (data_s, run) = (data.to_str().unwrap(), d.join("run"));
+    let run_s = run.to_str().unwrap();
+    let mut args = vec!["train", "--data", data_s, "--out", run_s, "--epochs", "2"];
+    args.extend(SMALL);
+    let o = trainer(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let state = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap()).unwrap()
+    };
+    let (last, prev) = (run.join("last"), run.join("last.prev"));
+    assert_eq!((state(&last)["epoch"].as_u64(), state(&prev)["epoch"].as_u64()), (Some(2), Some(1)));
+
+    // Full disk: a tmpfs holding the run with 64 KiB to spare, far less than a checkpoint.
+    let used_kib = std::process::Command::new("du").args(["-sk", run_s]).output().unwrap();
+    let used_kib: u64 = String::from_utf8_lossy(&used_kib.stdout).split_whitespace().next().unwrap().parse().unwrap();
+    let (mnt, after) = (d.join("mnt"), d.join("after"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::create_dir_all(&after).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size={}k tmpfs {m} || exit 77; cp -a {run_s}/. {m}/ || exit 77; \
+         {trainer} train --data {data_s} --resume {m} --epochs 3 {recipe}; echo \"rc=$?\"; cp -a {m}/. {a}/",
+        used_kib + 64,
+        m = mnt.display(),
+        a = after.display(),
+        trainer = env!("CARGO_BIN_EXE_trainer"),
+        recipe = RECIPE.join(" ")
+    );
+    match std::process::Command::new("unshare").args(["-rm", "sh", "-c", &script]).output() {
+        Ok(o) if o.status.code() != Some(77) && o.status.success() => {
+            let t = text(&o);
+            assert!(t.contains("rc=1"), "the save should fail: {t}");
+            assert!(t.contains("cannot write checkpoint") && t.contains("untouched"), "{t}");
+            assert!(!t.contains("panicked"), "{t}");
+            assert_eq!(folder_bytes(&after.join("last")), folder_bytes(&last), "last changed");
+            assert_eq!(folder_bytes(&after.join("last.prev")), folder_bytes(&prev), "last.prev changed");
+            // What the full disk left resumes.
+            let o = trainer(&with_recipe(&[
+                "train",
+                "--data",
+                data_s,
+                "--resume",
+                after.to_str().unwrap(),
+                "--epochs",
+                "3",
+            ]));
+            assert!(o.status.success(), "{}", text(&o));
+            assert_eq!(state(&after.join("last"))["epoch"].as_u64(), Some(3));
+        }
+        other => eprintln!("SKIPPED the full disk: no private tmpfs here ({other:?})"),
+    }
+
+    // A corrupt `last`: named, with the previous checkpoint to resume from.
+    let w = std::fs::read(last.join("model.safetensors")).unwrap();
+    std::fs::write(last.join("model.safetensors"), &w[..w.len() / 3]).unwrap();
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", run_s, "--epochs", "3"]));
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains(&last.join("model.safetensors").display().to_string()) && t.contains("corrupt"), "{t}");
+    assert!(t.contains(&format!("--resume {}", prev.display())), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", prev.to_str().unwrap(), "--epochs", "3"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(state(&last)["epoch"].as_u64(), Some(3));
+    // Epochs 2 and 3 were saved: the damaged `last` was set aside, not kept as the previous one.
+    assert_eq!(state(&prev)["epoch"].as_u64(), Some(2));
+    assert!(run.join("last.corrupt/model.safetensors").is_file());
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -1,5 +1,5 @@
 use crate::backend::ModelRunner as Engine;
-use crate::caps::{map_caps, Way};
+use crate::caps::{map_caps, output_size, Way};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -55,7 +55,43 @@ const FORMATS: [gst_video::VideoFormat; 7] = [
 struct Geometry {
     format: gst_video::VideoFormat,
     /// `None` for GRAY8.
-    chroma: Option<ChromaScaler>,
+    chroma: Option<Chroma>,
+}
+
+/// The chroma planes of a stream: their scaler and sizes.
+struct Chroma {
+    scaler: ChromaScaler,
+    /// Input and output chroma plane sizes, in samples.
+    input: (usize, usize),
+    output: (usize, usize),
+    /// Bytes per sample in a plane row: 2 for interleaved UV (NV12, NV21), else 1.
+    step: usize,
+}
+
+/// Whether a plane of `len` bytes with rows of `stride` bytes holds `rows` rows of `row_bytes`
+/// bytes (checked arithmetic: a plane too small for its geometry is refused, not indexed).
+fn plane_fits(len: usize, stride: usize, row_bytes: usize, rows: usize) -> bool {
+    if rows == 0 || row_bytes == 0 {
+        return true;
+    }
+    stride >= row_bytes
+        && (rows - 1).checked_mul(stride).and_then(|v| v.checked_add(row_bytes)).is_some_and(|n| n <= len)
+}
+
+/// Two distinct planes of a writable frame at once (U and V are scaled in parallel).
+fn two_planes_mut<'a>(
+    frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    a: u32,
+    b: u32,
+) -> Result<(&'a mut [u8], &'a mut [u8]), glib::BoolError> {
+    if a == b {
+        return Err(glib::bool_error!("plane {a} asked for twice"));
+    }
+    let (pa, la) = frame.plane_data_mut(a).map(|p| (p.as_mut_ptr(), p.len()))?;
+    let (pb, lb) = frame.plane_data_mut(b).map(|p| (p.as_mut_ptr(), p.len()))?;
+    // SAFETY: distinct planes of a mapped video frame are disjoint memory, mapped while `frame`
+    // is borrowed (what gst-video's `planes_data_mut` does, without its unwrap).
+    unsafe { Ok((std::slice::from_raw_parts_mut(pa, la), std::slice::from_raw_parts_mut(pb, lb))) }
 }
 
 struct State {
@@ -94,7 +130,14 @@ impl SesrUpscale {
             settings.num_threads as usize,
             settings.precision.into(),
         )
-        .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["Could not load SESR {}", e]))?;
+        .map_err(|e| {
+            // Every load error names the model file (the engine's own messages mostly do).
+            let e = match &location {
+                Some(p) if !e.contains(&p.display().to_string()) => format!("model '{}': {e}", p.display()),
+                _ => e,
+            };
+            gst::error_msg!(gst::ResourceError::OpenRead, ("Could not load SESR {}", e))
+        })?;
         gst::info!(
             CAT,
             imp = self,
@@ -245,19 +288,21 @@ impl ObjectImpl for SesrUpscale {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut settings = lock(&self.settings);
         match pspec.name() {
+            // GObject checks the value's type against the pspec before calling this: the `Err`
+            // arms are unreachable, and ignored rather than unwrapped.
             "model-location" => {
-                settings.model_location = value.get::<Option<String>>().unwrap().unwrap_or_default();
+                settings.model_location = value.get::<Option<String>>().ok().flatten().unwrap_or_default();
                 // A new model may have another scale: forget the old one.
                 self.scale.store(0, Ordering::SeqCst);
             }
             "device" => {
-                settings.device = value.get::<Option<String>>().unwrap().unwrap_or_else(|| DEFAULT_DEVICE.into())
+                settings.device = value.get::<Option<String>>().ok().flatten().unwrap_or_else(|| DEFAULT_DEVICE.into())
             }
-            "backend" => settings.backend = value.get().unwrap(),
-            "precision" => settings.precision = value.get().unwrap(),
-            "num-threads" => settings.num_threads = value.get().unwrap(),
-            "stripe-rows" => settings.stripe_rows = value.get().unwrap(),
-            _ => unimplemented!(),
+            "backend" => settings.backend = value.get().unwrap_or(settings.backend),
+            "precision" => settings.precision = value.get().unwrap_or(settings.precision),
+            "num-threads" => settings.num_threads = value.get().unwrap_or(settings.num_threads),
+            "stripe-rows" => settings.stripe_rows = value.get().unwrap_or(settings.stripe_rows),
+            other => gst::warning!(CAT, imp = self, "no property {other}"),
         }
     }
 
@@ -273,7 +318,8 @@ impl ObjectImpl for SesrUpscale {
             "active-isa" => lock(&self.active_isa).to_value(),
             "stripe-rows" => settings.stripe_rows.to_value(),
             "scale" => self.scale.load(Ordering::SeqCst).to_value(),
-            _ => unimplemented!(),
+            // Unreachable (GObject asks only for the properties above): a default value.
+            _ => glib::Value::from_type(pspec.value_type()),
         }
     }
 
@@ -391,33 +437,43 @@ impl VideoFilterImpl for SesrUpscale {
         let mut state = lock(&self.state);
         let state = state.as_mut().ok_or_else(|| gst::loggable_error!(CAT, "set_info before start"))?;
         let s = state.engine.scale() as u32;
-        if in_info.format() != out_info.format()
-            || out_info.width() != in_info.width() * s
-            || out_info.height() != in_info.height() * s
-        {
+        // Sizes are checked here, at caps time: an output the element cannot produce (an 8K
+        // input at x4) is an element error with the sizes, before any frame.
+        let (ow, oh) = match output_size(in_info.width(), in_info.height(), s) {
+            Ok(size) => size,
+            Err(why) => {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("Cannot upscale: {}", why));
+                return Err(gst::loggable_error!(CAT, "output too large"));
+            }
+        };
+        if in_info.format() != out_info.format() || out_info.width() != ow || out_info.height() != oh {
             return Err(gst::loggable_error!(CAT, "caps {} -> {} are not a x{} upscale", incaps, outcaps, s));
         }
         let siting = chroma_siting(incaps, in_info);
         let chroma = (in_info.format() != gst_video::VideoFormat::Gray8).then(|| {
             // Subsampling of the chroma planes (log2), from the format.
             let fi = in_info.format_info();
-            let (sx, sy) = (1usize << fi.w_sub()[1], 1usize << fi.h_sub()[1]);
-            let (w, h, ow, oh) = (
-                in_info.width() as usize,
-                in_info.height() as usize,
-                out_info.width() as usize,
-                out_info.height() as usize,
-            );
-            ChromaScaler::with_subsampling(
-                w.div_ceil(sx),
-                h.div_ceil(sy),
-                ow.div_ceil(sx),
-                oh.div_ceil(sy),
-                s as usize,
-                siting,
-                (sx, sy),
-                state.engine.pool(),
-            )
+            let sub = |v: Option<&u32>| 1usize << v.copied().unwrap_or(0).min(2);
+            let (sx, sy) = (sub(fi.w_sub().get(1)), sub(fi.h_sub().get(1)));
+            let (w, h, ow, oh) = (in_info.width() as usize, in_info.height() as usize, ow as usize, oh as usize);
+            let input = (w.div_ceil(sx), h.div_ceil(sy));
+            let output = (ow.div_ceil(sx), oh.div_ceil(sy));
+            let interleaved = matches!(in_info.format(), gst_video::VideoFormat::Nv12 | gst_video::VideoFormat::Nv21);
+            Chroma {
+                scaler: ChromaScaler::with_subsampling(
+                    input.0,
+                    input.1,
+                    output.0,
+                    output.1,
+                    s as usize,
+                    siting,
+                    (sx, sy),
+                    state.engine.pool(),
+                ),
+                input,
+                output,
+                step: if interleaved { 2 } else { 1 },
+            }
         });
         state.geometry = Some(Geometry { format: in_info.format(), chroma });
         gst::info!(
@@ -445,35 +501,80 @@ impl VideoFilterImpl for SesrUpscale {
         engine.stripe_rows = stripe_rows;
         let geometry = geometry.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
         let (w, h) = (inframe.width() as usize, inframe.height() as usize);
-        let in_strides: Vec<usize> = inframe.plane_stride().iter().map(|&s| s as usize).collect();
-        let out_strides: Vec<usize> = outframe.plane_stride().iter().map(|&s| s as usize).collect();
+        // Row strides of planes 0..3 (0 for a plane the format lacks; negative strides refused).
+        let strides = |s: &[i32]| -> Result<[usize; 3], gst::FlowError> {
+            let mut out = [0usize; 3];
+            for (o, &v) in out.iter_mut().zip(s) {
+                *o = usize::try_from(v).map_err(|_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        ("Negative row stride {} not supported", v)
+                    );
+                    gst::FlowError::Error
+                })?;
+            }
+            Ok(out)
+        };
+        let in_strides = strides(inframe.plane_stride())?;
+        let out_strides = strides(outframe.plane_stride())?;
         let map_err = |e: glib::BoolError| {
             gst::error!(CAT, imp = self, "cannot map plane: {}", e);
             gst::FlowError::Error
         };
         let y_in = inframe.plane_data(0).map_err(map_err)?;
-        let [y_out, c1_out, c2_out, _] = outframe.planes_data_mut();
+        let y_out = outframe.plane_data_mut(0).map_err(map_err)?;
         if let Err(e) = engine.upscale_luma(y_in, in_strides[0], w, h, y_out, out_strides[0]) {
-            gst::element_imp_error!(self, gst::LibraryError::Failed, ["SESR inference failed: {}", e]);
+            let model = lock(&self.settings).model_location.clone();
+            let model = if model.is_empty() { "the embedded model".to_string() } else { model };
+            gst::element_imp_error!(self, gst::LibraryError::Failed, ("SESR inference ({}) failed: {}", model, e));
             return Err(gst::FlowError::Error);
         }
         let Some(chroma) = geometry.chroma.as_mut() else {
             return Ok(gst::FlowSuccess::Ok);
         };
+        // Chroma planes against the negotiated sizes, before the scaler indexes them.
+        let ((iw, ih), (ow, oh), step) = (chroma.input, chroma.output, chroma.step);
+        let too_small = |what: &str, plane: usize| {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                ("{} chroma plane {} too small for {}x{} samples (stride {})", what, plane, iw, ih, in_strides[plane])
+            );
+            gst::FlowError::Error
+        };
         match geometry.format {
             // Interleaved chroma: both orders (UV, VU) are scaled alike.
             gst_video::VideoFormat::Nv12 | gst_video::VideoFormat::Nv21 => {
                 let uv_in = inframe.plane_data(1).map_err(map_err)?;
-                chroma.scale_interleaved(uv_in, in_strides[1], c1_out, out_strides[1]);
+                let uv_out = outframe.plane_data_mut(1).map_err(map_err)?;
+                if !plane_fits(uv_in.len(), in_strides[1], iw * step, ih) {
+                    return Err(too_small("input", 1));
+                }
+                if !plane_fits(uv_out.len(), out_strides[1], ow * step, oh) {
+                    return Err(too_small("output", 1));
+                }
+                chroma.scaler.scale_interleaved(uv_in, in_strides[1], uv_out, out_strides[1]);
             }
             _ => {
                 let u_in = inframe.plane_data(1).map_err(map_err)?;
                 let v_in = inframe.plane_data(2).map_err(map_err)?;
-                chroma.scale_planes(
+                let (u_out, v_out) = two_planes_mut(outframe, 1, 2).map_err(map_err)?;
+                for (plane, len) in [(1, u_in.len()), (2, v_in.len())] {
+                    if !plane_fits(len, in_strides[plane], iw, ih) {
+                        return Err(too_small("input", plane));
+                    }
+                }
+                for (plane, len) in [(1, u_out.len()), (2, v_out.len())] {
+                    if !plane_fits(len, out_strides[plane], ow, oh) {
+                        return Err(too_small("output", plane));
+                    }
+                }
+                chroma.scaler.scale_planes(
                     (u_in, in_strides[1]),
                     (v_in, in_strides[2]),
-                    (c1_out, out_strides[1]),
-                    (c2_out, out_strides[2]),
+                    (u_out, out_strides[1]),
+                    (v_out, out_strides[2]),
                 );
             }
         }

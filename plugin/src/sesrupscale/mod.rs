@@ -5,7 +5,14 @@
 //! chroma planes bicubically, respecting
 //! the chroma siting of the caps. Output format equals input format; width and height are
 //! multiplied by the model's scale; pixel-aspect-ratio, framerate, colorimetry and chroma-site
-//! are carried over. The default model (SESR-M5 ×2) is compiled into the plugin.
+//! are carried over. The default model (SESR-M5 ×2) is compiled into the plugin. Output sides
+//! are at most 16384 pixels (`caps::MAX_OUTPUT_SIDE`): a larger output (an 8K input at ×4) is
+//! refused at caps time with an element error giving the sizes.
+//!
+//! Errors never panic the streaming thread: a model that cannot load (missing, corrupt,
+//! incompatible, non-finite weights, a sidecar that disagrees with its weights) is an element
+//! error naming the file at fault; a libtorch failure while a frame runs (out of memory) is an
+//! element error with libtorch's reason.
 //!
 //! ```text
 //! gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! video/x-raw,format=NV12 \
