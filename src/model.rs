@@ -132,15 +132,7 @@ impl LinearBlock {
     /// laplacian}/weight` (`out×in`, Glorot-uniform with the fan of a 3×3 conv, since their
     /// unit-norm filters spread each weight over 3×3 taps). The main branch's variables are
     /// created first, under the plain names, so a plain block's checkpoint layout is unchanged.
-    pub fn with_kind(
-        vs: &nn::Path,
-        cin: i64,
-        mid: i64,
-        cout: i64,
-        k: i64,
-        residual: bool,
-        kind: BlockKind,
-    ) -> Self {
+    pub fn with_kind(vs: &nn::Path, cin: i64, mid: i64, cout: i64, k: i64, residual: bool, kind: BlockKind) -> Self {
         assert!(!residual || cin == cout, "a residual block keeps its width");
         assert!(k >= 3 && k % 2 == 1, "the kernel must be odd and at least 3×3");
         let conv = |name: &str, cin: i64, cout: i64, k: i64| {
@@ -778,7 +770,10 @@ mod tests {
         let idx = Tensor::from_slice(&keep);
         let sliced = CollapsedSesr {
             cfg: c.cfg,
-            input: Conv { weight: full.input.weight.index_select(0, &idx), bias: full.input.bias.index_select(0, &idx) },
+            input: Conv {
+                weight: full.input.weight.index_select(0, &idx),
+                bias: full.input.bias.index_select(0, &idx),
+            },
             blocks: full
                 .blocks
                 .iter()
@@ -789,7 +784,8 @@ mod tests {
                 .collect(),
             output: Conv { weight: full.output.weight.index_select(1, &idx), bias: full.output.bias.copy() },
         };
-        let (e, k, s) = tch::no_grad(|| (narrow.forward_expanded(&x), c.forward_unclamped(&x), sliced.forward_unclamped(&x)));
+        let (e, k, s) =
+            tch::no_grad(|| (narrow.forward_expanded(&x), c.forward_unclamped(&x), sliced.forward_unclamped(&x)));
         assert!(max_abs_diff(&e, &k) <= 1e-5);
         assert!(max_abs_diff(&k, &s) <= 1e-5);
     }
