@@ -161,18 +161,15 @@ impl LinearBlock {
 
     /// The block as trained: every branch run separately and summed (and the skip).
     pub fn forward_expanded(&self, x: &Tensor) -> Tensor {
-        let mut y = self.project.forward(&self.expand.forward(x));
+        let mut terms = vec![self.project.forward(&self.expand.forward(x))];
         if let Some(e) = &self.ecb {
-            y = y + e.pw_squeeze.forward(&e.pw_expand.forward(x));
-            for b in &e.edges {
-                y = y + b.forward(x);
-            }
+            terms.push(e.pw_squeeze.forward(&e.pw_expand.forward(x)));
+            terms.extend(e.edges.iter().map(|b| b.forward(x)));
         }
         if self.residual {
-            y + x
-        } else {
-            y
+            terms.push(x.shallow_clone());
         }
+        sum(terms)
     }
 
     /// The block as one conv: `Wc[o,i] = Σ_q W2[o,q]·W1[q,i]`, `bc = W2·b1 + b2`, plus the identity
@@ -184,22 +181,20 @@ impl LinearBlock {
         let (mid, cin, k) = (s1[0], s1[1], s1[3]);
         let cout = self.project.weight.size()[0];
         let w2 = self.project.weight.reshape([cout, mid]);
-        let mut weight = w2.matmul(&self.expand.weight.reshape([mid, cin * k * k])).reshape([cout, cin, k, k]);
-        let mut bias = w2.mv(&self.expand.bias) + &self.project.bias;
+        let mut weights = vec![w2.matmul(&self.expand.weight.reshape([mid, cin * k * k])).reshape([cout, cin, k, k])];
+        let mut biases = vec![w2.mv(&self.expand.bias) + &self.project.bias];
         if let Some(e) = &self.ecb {
             let pmid = e.pw_expand.weight.size()[0];
             let q2 = e.pw_squeeze.weight.reshape([cout, pmid]);
             let centre = q2.matmul(&e.pw_expand.weight.reshape([pmid, cin])).reshape([cout, cin, 1, 1]);
-            weight = weight + centre.constant_pad_nd([k / 2, k / 2, k / 2, k / 2]);
-            bias = bias + q2.mv(&e.pw_expand.bias) + &e.pw_squeeze.bias;
-            for b in &e.edges {
-                weight = weight + b.collapse(k);
-            }
+            weights.push(centre.constant_pad_nd([k / 2, k / 2, k / 2, k / 2]));
+            biases.push(q2.mv(&e.pw_expand.bias) + &e.pw_squeeze.bias);
+            weights.extend(e.edges.iter().map(|b| b.collapse(k)));
         }
         if self.residual {
-            weight = weight + identity_kernel(cout, k, &self.expand.weight);
+            weights.push(identity_kernel(cout, k, &self.expand.weight));
         }
-        Conv { weight, bias }
+        Conv { weight: sum(weights), bias: sum(biases) }
     }
 
     /// Copies `src`'s weights into `self` (same kind), keeping only the input channels `ins`
@@ -237,6 +232,13 @@ impl LinearBlock {
             }
         });
     }
+}
+
+/// The sum of the tensors in order (out of place: they stay in the autograd graph).
+fn sum(terms: Vec<Tensor>) -> Tensor {
+    let mut it = terms.into_iter();
+    let first = it.next().expect("at least one term");
+    it.fold(first, |acc, t| acc + t)
 }
 
 /// `pixel_shuffle` to the output resolution: ×2 once, ×4 as two ×2 steps (the reference's order).

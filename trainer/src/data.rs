@@ -282,7 +282,7 @@ mod tests {
         // Nothing usable: an error that names every folder given.
         let err = load_training_set(&[empty.clone(), b.join("nowhere-but-b")], 2, 8, &warn);
         assert!(err.is_err(), "a missing folder is an error too");
-        let err = load_training_set(&[empty.clone()], 2, 8, &warn).err().unwrap().to_string();
+        let err = load_training_set(std::slice::from_ref(&empty), 2, 8, &warn).err().unwrap().to_string();
         assert!(err.contains("no usable training image") && err.contains("empty"), "{err}");
         std::fs::remove_file(b.join("big2.png")).unwrap();
         let err = load_training_set(&[empty.clone(), b.clone()], 2, 8, &warn).err().unwrap().to_string();
