@@ -7,13 +7,61 @@ use serde::{Deserialize, Serialize};
 /// * `m` — number of residual 3×3 linear blocks,
 /// * `f` — feature channels between blocks (the collapsed width),
 /// * `p` — expansion channels inside a linear block (training-time width only),
-/// * `scale` — upscaling factor (2 or 4).
+/// * `scale` — upscaling factor (2 or 4),
+/// * `block` — the training-time form of the linear blocks ([`BlockKind`]); it does not change
+///   the collapsed network. Absent from the JSON of plain SESR (older files load as plain).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SesrConfig {
     pub m: usize,
     pub f: usize,
     pub p: usize,
     pub scale: usize,
+    #[serde(default, skip_serializing_if = "BlockKind::is_plain")]
+    pub block: BlockKind,
+}
+
+/// The branches of a linear block while training. Every kind collapses into the same single
+/// k×k conv, so inference cost and the exported model's format do not depend on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockKind {
+    /// SESR: k×k conv `in→p`, then 1×1 conv `p→out`.
+    #[default]
+    Plain,
+    /// SESR's branch plus, in parallel (ECBSR's edge-oriented idea, arranged so that the
+    /// collapse stays exact at the borders): a 1×1 expand-squeeze `in→p→out`, and fixed
+    /// Sobel-x, Sobel-y and Laplacian filters on each input channel, each followed by its own
+    /// learnable 1×1 conv `in→out`.
+    Ecb,
+}
+
+impl BlockKind {
+    pub fn is_plain(&self) -> bool {
+        *self == BlockKind::Plain
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BlockKind::Plain => "plain",
+            BlockKind::Ecb => "ecb",
+        }
+    }
+}
+
+impl std::str::FromStr for BlockKind {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [BlockKind::Plain, BlockKind::Ecb]
+            .into_iter()
+            .find(|b| b.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| crate::Error::Config(format!("unknown block kind '{s}' (expected plain or ecb)")))
+    }
+}
+
+impl std::fmt::Display for BlockKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The named variants of the paper (Bhardwaj et al., MLSys 2022, Table 1).
@@ -53,7 +101,7 @@ impl Preset {
 
     pub fn config(self, scale: usize) -> SesrConfig {
         let (m, f, p) = self.dims();
-        SesrConfig { m, f, p, scale }
+        SesrConfig { m, f, p, scale, block: BlockKind::Plain }
     }
 }
 
@@ -82,9 +130,14 @@ pub const MAX_P: usize = 1 << 16;
 
 impl SesrConfig {
     pub fn new(m: usize, f: usize, p: usize, scale: usize) -> Result<Self, crate::Error> {
-        let c = SesrConfig { m, f, p, scale };
+        let c = SesrConfig { m, f, p, scale, block: BlockKind::Plain };
         c.validate()?;
         Ok(c)
+    }
+
+    /// The same network trained with `block` linear blocks.
+    pub fn with_block(self, block: BlockKind) -> Self {
+        SesrConfig { block, ..self }
     }
 
     pub fn validate(&self) -> Result<(), crate::Error> {
@@ -187,5 +240,22 @@ mod tests {
         }
         assert!(SesrConfig::new(MAX_M, MAX_F, MAX_P, 4).is_ok());
         assert!(SesrConfig::from_json(r#"{"m":-1,"f":16,"p":256,"scale":2}"#).is_err());
+    }
+
+    #[test]
+    fn block_kind_is_optional_in_json_and_kept_when_not_plain() {
+        // Files written before block kinds existed (the shipped models, old checkpoints) are plain.
+        let old = SesrConfig::from_json(r#"{"m":3,"f":16,"p":256,"scale":2}"#).unwrap();
+        assert_eq!(old, Preset::M3.config(2));
+        assert_eq!(old.block, BlockKind::Plain);
+        // Plain configs serialise exactly as before (no new key), so sidecars do not change.
+        assert!(!Preset::M3.config(2).to_json().contains("block"));
+        let ecb = Preset::M3.config(2).with_block(BlockKind::Ecb);
+        assert!(ecb.to_json().contains(r#""block": "ecb""#), "{}", ecb.to_json());
+        assert_eq!(SesrConfig::from_json(&ecb.to_json()).unwrap(), ecb);
+        assert_ne!(ecb, Preset::M3.config(2));
+        assert!(SesrConfig::from_json(r#"{"m":3,"f":16,"p":256,"scale":2,"block":"acb"}"#).is_err());
+        assert_eq!("ECB".parse::<BlockKind>().unwrap(), BlockKind::Ecb);
+        assert!("sobel".parse::<BlockKind>().is_err());
     }
 }

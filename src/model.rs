@@ -10,7 +10,7 @@
 //! gradients flow back into the expanded weights ("collapse in the graph", about 2× faster than
 //! the expanded forward, spec §2).
 
-use crate::config::SesrConfig;
+use crate::config::{BlockKind, SesrConfig};
 use crate::Error;
 use std::path::Path;
 use tch::nn::{self, Init};
@@ -53,49 +53,192 @@ fn identity_kernel(c: i64, k: i64, like: &Tensor) -> Tensor {
     Tensor::eye(c, (like.kind(), like.device())).reshape([c, c, 1, 1]).constant_pad_nd([k / 2, k / 2, k / 2, k / 2])
 }
 
-/// A collapsible linear block: k×k conv `in→p`, then 1×1 conv `p→out`, optionally `+ x`.
+/// The fixed 3×3 filters of the edge branches, `(name, taps)` in row-major order: Sobel-x,
+/// Sobel-y and the 4-neighbour Laplacian, each scaled to unit L2 norm (their learnable 1×1
+/// convs carry the scale).
+pub const EDGE_FILTERS: [(&str, [f32; 9]); 3] = {
+    const S: f32 = 0.288_675_13; // 1/√12
+    const L: f32 = 0.223_606_8; // 1/√20
+    [
+        ("sobel_x", [-S, 0.0, S, -2.0 * S, 0.0, 2.0 * S, -S, 0.0, S]),
+        ("sobel_y", [-S, -2.0 * S, -S, 0.0, 0.0, 0.0, S, 2.0 * S, S]),
+        ("laplacian", [0.0, L, 0.0, L, -4.0 * L, L, 0.0, L, 0.0]),
+    ]
+};
+
+/// An edge branch: a fixed 3×3 filter on every input channel (depthwise, no bias), then a
+/// learnable 1×1 conv `in→out` (no bias). Its collapsed kernel is `W[o,i]·filter`, exact at the
+/// borders because the fixed filter is the branch's only spatial op and comes first.
+#[derive(Debug)]
+pub struct EdgeBranch {
+    /// The fixed 3×3 taps (not a variable; follows `weight`'s device and kind when used).
+    pub taps: [f32; 9],
+    /// `[out, in, 1, 1]`.
+    pub weight: Tensor,
+}
+
+impl EdgeBranch {
+    fn filter(&self) -> Tensor {
+        Tensor::from_slice(&self.taps).reshape([3, 3]).to_kind(self.weight.kind()).to_device(self.weight.device())
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let c = x.size()[1];
+        let depthwise = self.filter().reshape([1, 1, 3, 3]).repeat([c, 1, 1, 1]);
+        let e = x.conv2d(&depthwise, None::<Tensor>, [1, 1], [1, 1], [1, 1], c);
+        e.conv2d(&self.weight, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)
+    }
+
+    /// `[out, in, k, k]`: the 1×1 weights times the filter centred in a k×k kernel (k ≥ 3, odd).
+    fn collapse(&self, k: i64) -> Tensor {
+        let pad = (k - 3) / 2;
+        let f = self.filter().constant_pad_nd([pad, pad, pad, pad]).reshape([1, 1, k, k]);
+        &self.weight * f
+    }
+}
+
+/// The extra branches of a [`BlockKind::Ecb`] linear block, beside SESR's k×k expand-squeeze.
+#[derive(Debug)]
+pub struct EcbBranches {
+    /// 1×1 conv `in→p`.
+    pub pw_expand: Conv,
+    /// 1×1 conv `p→out`.
+    pub pw_squeeze: Conv,
+    /// Sobel-x, Sobel-y, Laplacian (the order of [`EDGE_FILTERS`]).
+    pub edges: Vec<EdgeBranch>,
+}
+
+/// A collapsible linear block: k×k conv `in→p`, then 1×1 conv `p→out`, optionally `+ x`; with
+/// [`BlockKind::Ecb`] also the parallel branches of [`EcbBranches`], summed. Every branch is
+/// linear and has no spatial op after its first, so the sum collapses exactly into one k×k conv.
 #[derive(Debug)]
 pub struct LinearBlock {
     pub expand: Conv,
     pub project: Conv,
     pub residual: bool,
+    /// The ECB branches (`None` for plain SESR blocks).
+    pub ecb: Option<EcbBranches>,
 }
 
 impl LinearBlock {
-    /// Variables `<path>/conv_kxk/{weight,bias}` and `<path>/conv_1x1/{weight,bias}`.
+    /// A plain SESR block: variables `<path>/conv_kxk/{weight,bias}` and `<path>/conv_1x1/{weight,bias}`.
     pub fn new(vs: &nn::Path, cin: i64, mid: i64, cout: i64, k: i64, residual: bool) -> Self {
-        assert!(!residual || cin == cout, "a residual block keeps its width");
-        let a = vs / "conv_kxk";
-        let b = vs / "conv_1x1";
-        let expand =
-            Conv { weight: a.var("weight", &[mid, cin, k, k], glorot(cin, mid, k)), bias: a.zeros("bias", &[mid]) };
-        let project =
-            Conv { weight: b.var("weight", &[cout, mid, 1, 1], glorot(mid, cout, 1)), bias: b.zeros("bias", &[cout]) };
-        LinearBlock { expand, project, residual }
+        Self::with_kind(vs, cin, mid, cout, k, residual, BlockKind::Plain)
     }
 
-    /// The block as trained: two convs (and the skip).
+    /// A block of the given kind. [`BlockKind::Ecb`] adds the variables
+    /// `<path>/conv_1x1_expand/{weight,bias}` (`p×in`), `<path>/conv_1x1_squeeze/{weight,bias}`
+    /// (`out×p`) — Glorot-uniform / zero like the main branch — and `<path>/{sobel_x,sobel_y,
+    /// laplacian}/weight` (`out×in`, Glorot-uniform with the fan of a 3×3 conv, since their
+    /// unit-norm filters spread each weight over 3×3 taps). The main branch's variables are
+    /// created first, under the plain names, so a plain block's checkpoint layout is unchanged.
+    pub fn with_kind(vs: &nn::Path, cin: i64, mid: i64, cout: i64, k: i64, residual: bool, kind: BlockKind) -> Self {
+        assert!(!residual || cin == cout, "a residual block keeps its width");
+        assert!(k >= 3 && k % 2 == 1, "the kernel must be odd and at least 3×3");
+        let conv = |name: &str, cin: i64, cout: i64, k: i64| {
+            let a = vs / name;
+            Conv { weight: a.var("weight", &[cout, cin, k, k], glorot(cin, cout, k)), bias: a.zeros("bias", &[cout]) }
+        };
+        let expand = conv("conv_kxk", cin, mid, k);
+        let project = conv("conv_1x1", mid, cout, 1);
+        let ecb = match kind {
+            BlockKind::Plain => None,
+            BlockKind::Ecb => {
+                let pw_expand = conv("conv_1x1_expand", cin, mid, 1);
+                let pw_squeeze = conv("conv_1x1_squeeze", mid, cout, 1);
+                let edges = EDGE_FILTERS
+                    .iter()
+                    .map(|(name, taps)| EdgeBranch {
+                        taps: *taps,
+                        weight: (vs / *name).var("weight", &[cout, cin, 1, 1], glorot(cin, cout, 3)),
+                    })
+                    .collect();
+                Some(EcbBranches { pw_expand, pw_squeeze, edges })
+            }
+        };
+        LinearBlock { expand, project, residual, ecb }
+    }
+
+    /// The block as trained: every branch run separately and summed (and the skip).
     pub fn forward_expanded(&self, x: &Tensor) -> Tensor {
-        let y = self.project.forward(&self.expand.forward(x));
-        if self.residual {
-            y + x
-        } else {
-            y
+        let mut terms = vec![self.project.forward(&self.expand.forward(x))];
+        if let Some(e) = &self.ecb {
+            terms.push(e.pw_squeeze.forward(&e.pw_expand.forward(x)));
+            terms.extend(e.edges.iter().map(|b| b.forward(x)));
         }
+        if self.residual {
+            terms.push(x.shallow_clone());
+        }
+        sum(terms)
     }
 
     /// The block as one conv: `Wc[o,i] = Σ_q W2[o,q]·W1[q,i]`, `bc = W2·b1 + b2`, plus the identity
-    /// at the centre tap for residual blocks. Differentiable in the block's weights.
+    /// at the centre tap for residual blocks; ECB branches add `P2·P1` at the centre tap (bias
+    /// `P2·p1 + p2`) and `E_b[o,i]·filter_b` for each edge branch. Differentiable in the block's
+    /// weights.
     pub fn collapse(&self) -> Conv {
         let s1 = self.expand.weight.size();
         let (mid, cin, k) = (s1[0], s1[1], s1[3]);
         let cout = self.project.weight.size()[0];
         let w2 = self.project.weight.reshape([cout, mid]);
-        let product = w2.matmul(&self.expand.weight.reshape([mid, cin * k * k])).reshape([cout, cin, k, k]);
-        let bias = w2.mv(&self.expand.bias) + &self.project.bias;
-        let weight = if self.residual { product + identity_kernel(cout, k, &self.expand.weight) } else { product };
-        Conv { weight, bias }
+        let mut weights = vec![w2.matmul(&self.expand.weight.reshape([mid, cin * k * k])).reshape([cout, cin, k, k])];
+        let mut biases = vec![w2.mv(&self.expand.bias) + &self.project.bias];
+        if let Some(e) = &self.ecb {
+            let pmid = e.pw_expand.weight.size()[0];
+            let q2 = e.pw_squeeze.weight.reshape([cout, pmid]);
+            let centre = q2.matmul(&e.pw_expand.weight.reshape([pmid, cin])).reshape([cout, cin, 1, 1]);
+            weights.push(centre.constant_pad_nd([k / 2, k / 2, k / 2, k / 2]));
+            biases.push(q2.mv(&e.pw_expand.bias) + &e.pw_squeeze.bias);
+            weights.extend(e.edges.iter().map(|b| b.collapse(k)));
+        }
+        if self.residual {
+            weights.push(identity_kernel(cout, k, &self.expand.weight));
+        }
+        Conv { weight: sum(weights), bias: sum(biases) }
     }
+
+    /// Copies `src`'s weights into `self` (same kind), keeping only the input channels `ins`
+    /// and the output channels `outs` (`None`: all). The expansion width is unchanged.
+    fn copy_selected(&self, src: &LinearBlock, ins: Option<&Tensor>, outs: Option<&Tensor>) {
+        let sel = |t: &Tensor, dim: i64, idx: Option<&Tensor>| match idx {
+            Some(i) => t.index_select(dim, i),
+            None => t.copy(),
+        };
+        let set = |dst: &Tensor, src: Tensor| {
+            let mut d = dst.shallow_clone();
+            d.copy_(&src);
+        };
+        let first = |dst: &Conv, src: &Conv| {
+            set(&dst.weight, sel(&src.weight, 1, ins));
+            set(&dst.bias, src.bias.copy());
+        };
+        let last = |dst: &Conv, src: &Conv| {
+            set(&dst.weight, sel(&src.weight, 0, outs));
+            set(&dst.bias, sel(&src.bias, 0, outs));
+        };
+        tch::no_grad(|| {
+            first(&self.expand, &src.expand);
+            last(&self.project, &src.project);
+            match (&self.ecb, &src.ecb) {
+                (None, None) => {}
+                (Some(d), Some(s)) => {
+                    first(&d.pw_expand, &s.pw_expand);
+                    last(&d.pw_squeeze, &s.pw_squeeze);
+                    for (db, sb) in d.edges.iter().zip(&s.edges) {
+                        set(&db.weight, sel(&sel(&sb.weight, 1, ins), 0, outs));
+                    }
+                }
+                _ => panic!("copy_selected between blocks of different kinds"),
+            }
+        });
+    }
+}
+
+/// The sum of the tensors in order (out of place: they stay in the autograd graph).
+fn sum(terms: Vec<Tensor>) -> Tensor {
+    let mut it = terms.into_iter();
+    let first = it.next().expect("at least one term");
+    it.fold(first, |acc, t| acc + t)
 }
 
 /// `pixel_shuffle` to the output resolution: ×2 once, ×4 as two ×2 steps (the reference's order).
@@ -120,18 +263,20 @@ pub struct ExpandedSesr {
 
 impl ExpandedSesr {
     /// Builds the network's variables under `vs`: `input/…`, `block{i}/…`, `block{i}/prelu/weight`,
-    /// `output/…`. Kernels Glorot-uniform, biases and PReLU slopes zero (spec §1).
+    /// `output/…`, with linear blocks of kind `cfg.block`. Kernels Glorot-uniform, biases and
+    /// PReLU slopes zero (spec §1).
     pub fn new(vs: &nn::Path, cfg: SesrConfig) -> Self {
         let (m, f, p, s2) = (cfg.m, cfg.f as i64, cfg.p as i64, cfg.out_channels() as i64);
-        let input = LinearBlock::new(&(vs / "input"), 1, p, f, 5, false);
+        let kind = cfg.block;
+        let input = LinearBlock::with_kind(&(vs / "input"), 1, p, f, 5, false, kind);
         let mut blocks = Vec::with_capacity(m);
         let mut alphas = Vec::with_capacity(m);
         for i in 0..m {
             let b = vs / format!("block{i}");
-            blocks.push(LinearBlock::new(&b, f, p, f, 3, true));
+            blocks.push(LinearBlock::with_kind(&b, f, p, f, 3, true, kind));
             alphas.push((&b / "prelu").zeros("weight", &[f]));
         }
-        let output = LinearBlock::new(&(vs / "output"), f, p, s2, 5, false);
+        let output = LinearBlock::with_kind(&(vs / "output"), f, p, s2, 5, false, kind);
         ExpandedSesr { cfg, input, blocks, alphas, output }
     }
 
@@ -145,10 +290,11 @@ impl ExpandedSesr {
         upsample(&(self.output.forward_expanded(&(h + &f0)) + x), self.cfg.scale)
     }
 
-    /// The collapsed network, computed in the autograd graph of the expanded weights.
+    /// The collapsed network, computed in the autograd graph of the expanded weights. Its config
+    /// is plain whatever the block kind: the collapsed network is the same either way.
     pub fn collapse(&self) -> CollapsedSesr {
         CollapsedSesr {
-            cfg: self.cfg,
+            cfg: self.cfg.with_block(BlockKind::Plain),
             input: self.input.collapse(),
             blocks: self.blocks.iter().zip(&self.alphas).map(|(b, a)| (b.collapse(), a.shallow_clone())).collect(),
             output: self.output.collapse(),
@@ -178,29 +324,12 @@ impl ExpandedSesr {
         let new = ExpandedSesr::new(vs, cfg);
         let dev = self.input.expand.weight.device();
         let idx = Tensor::from_slice(keep).to_device(dev);
-        let rows = |t: &Tensor| t.index_select(0, &idx);
-        let cols = |t: &Tensor| t.index_select(1, &idx);
-        tch::no_grad(|| {
-            let set = |dst: &Tensor, src: Tensor| {
-                let mut d = dst.shallow_clone();
-                d.copy_(&src);
-            };
-            set(&new.input.expand.weight, self.input.expand.weight.copy());
-            set(&new.input.expand.bias, self.input.expand.bias.copy());
-            set(&new.input.project.weight, rows(&self.input.project.weight));
-            set(&new.input.project.bias, rows(&self.input.project.bias));
-            for ((nb, na), (b, a)) in new.blocks.iter().zip(&new.alphas).zip(self.blocks.iter().zip(&self.alphas)) {
-                set(&nb.expand.weight, cols(&b.expand.weight));
-                set(&nb.expand.bias, b.expand.bias.copy());
-                set(&nb.project.weight, rows(&b.project.weight));
-                set(&nb.project.bias, rows(&b.project.bias));
-                set(na, rows(a));
-            }
-            set(&new.output.expand.weight, cols(&self.output.expand.weight));
-            set(&new.output.expand.bias, self.output.expand.bias.copy());
-            set(&new.output.project.weight, self.output.project.weight.copy());
-            set(&new.output.project.bias, self.output.project.bias.copy());
-        });
+        new.input.copy_selected(&self.input, None, Some(&idx));
+        for ((nb, na), (b, a)) in new.blocks.iter().zip(&new.alphas).zip(self.blocks.iter().zip(&self.alphas)) {
+            nb.copy_selected(b, Some(&idx), Some(&idx));
+            tch::no_grad(|| na.shallow_clone().copy_(&a.index_select(0, &idx)));
+        }
+        new.output.copy_selected(&self.output, Some(&idx), None);
         new
     }
 }
@@ -479,4 +608,187 @@ pub fn probe_torchscript_scale(module: &tch::CModule, device: Device) -> Result<
         }
     }
     Err(Error::Model(format!("output shape {s:?} for an input of [1, 1, 3, 5] is not [1, 1, 3s, 5s]")))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The ECB blocks collapse as exactly as the plain ones (the plain blocks' tests are in
+    //! `tests/collapse.rs`).
+    use super::*;
+    use crate::Preset;
+
+    /// An expanded network of `kind` with random kernels, non-zero biases and PReLU slopes.
+    fn random_model(cfg: SesrConfig, kind: Kind) -> (nn::VarStore, ExpandedSesr) {
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let model = ExpandedSesr::new(&vs.root(), cfg);
+        vs.set_kind(kind);
+        tch::no_grad(|| {
+            for (name, mut t) in vs.variables() {
+                if name.ends_with("bias") {
+                    t.copy_(&(Tensor::rand_like(&t) * 0.2 - 0.1));
+                } else if name.ends_with("prelu.weight") {
+                    t.copy_(&(Tensor::rand_like(&t) * 0.6 - 0.1));
+                }
+            }
+        });
+        (vs, model)
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn ecb_expanded_equals_collapsed_at_every_size_and_scale() {
+        for preset in Preset::ALL {
+            for scale in [2, 4] {
+                let cfg = preset.config(scale).with_block(BlockKind::Ecb);
+                let (_vs, model) = random_model(cfg, Kind::Float);
+                let collapsed = model.collapse_detached();
+                // Same collapsed network as plain SESR: same config, same weight count.
+                assert_eq!(collapsed.cfg, preset.config(scale));
+                assert_eq!(collapsed.weight_count(), cfg.collapsed_weights());
+                for (h, w) in [(1, 1), (2, 5), (7, 3), (12, 9)] {
+                    let x = Tensor::rand([2, 1, h, w], (Kind::Float, Device::Cpu));
+                    let (e, c) = tch::no_grad(|| (model.forward_expanded(&x), collapsed.forward_unclamped(&x)));
+                    assert_eq!(e.size(), [2, 1, h * scale as i64, w * scale as i64]);
+                    let spread = (e.max() - e.min()).double_value(&[]);
+                    assert!(spread > 1e-3, "{preset} x{scale} {h}x{w}: output is flat ({spread})");
+                    let mag = e.abs().max().double_value(&[]).max(1.0);
+                    let d = max_abs_diff(&e, &c);
+                    assert!(d <= 1e-5 * mag, "{preset} x{scale} {h}x{w}: |expanded − collapsed| = {d:e} ({mag:.2})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_ecb_branch_reaches_the_collapsed_kernel() {
+        // Each branch alone (the others zeroed) collapses exactly, and changes the output: a
+        // collapse that forgot a branch, or put a filter off-centre, fails here.
+        let cfg = Preset::M3.config(2).with_block(BlockKind::Ecb);
+        let (vs, model) = random_model(cfg, Kind::Double);
+        let x = Tensor::rand([1, 1, 6, 5], (Kind::Double, Device::Cpu));
+        let group = |name: &str| -> &'static str {
+            for (g, parts) in [
+                ("main", &[".conv_kxk.", ".conv_1x1."][..]),
+                ("pointwise", &[".conv_1x1_expand.", ".conv_1x1_squeeze."][..]),
+                ("sobel_x", &[".sobel_x."][..]),
+                ("sobel_y", &[".sobel_y."][..]),
+                ("laplacian", &[".laplacian."][..]),
+            ] {
+                if parts.iter().any(|p| name.contains(p)) {
+                    return g;
+                }
+            }
+            "prelu"
+        };
+        let branches = ["main", "pointwise", "sobel_x", "sobel_y", "laplacian"];
+        let saved: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (n, t.copy())).collect();
+        let mut outputs = Vec::new();
+        for keep in branches {
+            tch::no_grad(|| {
+                for (name, mut t) in vs.variables() {
+                    let g = group(&name);
+                    if g != "prelu" && g != keep && name.ends_with("weight") {
+                        let _ = t.zero_();
+                    } else {
+                        t.copy_(&saved.iter().find(|(n, _)| *n == name).unwrap().1);
+                    }
+                }
+            });
+            let (e, c) = tch::no_grad(|| (model.forward_expanded(&x), model.collapse_detached().forward_unclamped(&x)));
+            assert!(max_abs_diff(&e, &c) <= 1e-10, "{keep} alone: {:e}", max_abs_diff(&e, &c));
+            outputs.push(e);
+        }
+        for i in 0..outputs.len() {
+            for j in i + 1..outputs.len() {
+                let d = max_abs_diff(&outputs[i], &outputs[j]);
+                assert!(d > 1e-4, "{} and {} give the same output ({d:e})", branches[i], branches[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn ecb_collapse_in_graph_gives_the_expanded_gradients() {
+        let cfg = Preset::M3.config(2).with_block(BlockKind::Ecb);
+        let (vs, model) = random_model(cfg, Kind::Double);
+        let x = Tensor::rand([2, 1, 9, 8], (Kind::Double, Device::Cpu));
+        let target = Tensor::rand([2, 1, 18, 16], (Kind::Double, Device::Cpu));
+        let grads = |forward: &dyn Fn(&Tensor) -> Tensor| {
+            let vars = vs.trainable_variables();
+            for v in &vars {
+                let mut g = v.grad();
+                if g.defined() {
+                    let _ = g.zero_();
+                }
+            }
+            (forward(&x) - &target).square().mean(Kind::Double).backward();
+            vars.iter().map(|v| v.grad().copy()).collect::<Vec<_>>()
+        };
+        let ge = grads(&|x| model.forward_expanded(x));
+        let gc = grads(&|x| model.forward_collapsing(x));
+        // 5 branches' worth of variables: main (4), pointwise (4), edges (3) per block, + slopes.
+        assert_eq!(ge.len(), 5 * 11 + 3);
+        for (i, (a, b)) in ge.iter().zip(&gc).enumerate() {
+            let s = a.abs().max().double_value(&[]);
+            assert!(s > 0.0, "grad {i} is zero");
+            assert!(max_abs_diff(a, b) <= 1e-9 * s + 1e-12, "grad {i}");
+        }
+    }
+
+    #[test]
+    fn plain_blocks_keep_their_variable_names() {
+        // Checkpoints written before block kinds existed must load into a plain model.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = ExpandedSesr::new(&vs.root(), Preset::M3.config(2));
+        let mut names: Vec<String> = vs.variables().into_keys().collect();
+        names.sort();
+        assert_eq!(names.len(), 4 * 5 + 3);
+        assert!(names.iter().all(|n| n.ends_with(".conv_kxk.weight")
+            || n.ends_with(".conv_kxk.bias")
+            || n.ends_with(".conv_1x1.weight")
+            || n.ends_with(".conv_1x1.bias")
+            || n.ends_with(".prelu.weight")));
+        let ecb = nn::VarStore::new(Device::Cpu);
+        let _ = ExpandedSesr::new(&ecb.root(), Preset::M3.config(2).with_block(BlockKind::Ecb));
+        let all: Vec<String> = ecb.variables().into_keys().collect();
+        assert!(names.iter().all(|n| all.contains(n)), "ECB keeps the main branch's names");
+        assert!(all.contains(&"block1.sobel_y.weight".to_string()), "{all:?}");
+    }
+
+    #[test]
+    fn ecb_channel_selection_is_exact() {
+        let cfg = Preset::M3.config(2).with_block(BlockKind::Ecb);
+        let (_vs, model) = random_model(cfg, Kind::Float);
+        let keep = top_channels(&model.collapse_detached(), 12);
+        let vs2 = nn::VarStore::new(Device::Cpu);
+        let narrow = model.select_channels(&vs2.root(), &keep);
+        assert_eq!(narrow.cfg, SesrConfig { f: 12, ..cfg });
+        let x = Tensor::rand([1, 1, 11, 7], (Kind::Float, Device::Cpu));
+        let c = narrow.collapse_detached();
+        // The narrow expanded net equals its collapse and the full collapse's channel slice.
+        let full = model.collapse_detached();
+        let idx = Tensor::from_slice(&keep);
+        let sliced = CollapsedSesr {
+            cfg: c.cfg,
+            input: Conv {
+                weight: full.input.weight.index_select(0, &idx),
+                bias: full.input.bias.index_select(0, &idx),
+            },
+            blocks: full
+                .blocks
+                .iter()
+                .map(|(b, a)| {
+                    let w = b.weight.index_select(0, &idx).index_select(1, &idx);
+                    (Conv { weight: w, bias: b.bias.index_select(0, &idx) }, a.index_select(0, &idx))
+                })
+                .collect(),
+            output: Conv { weight: full.output.weight.index_select(1, &idx), bias: full.output.bias.copy() },
+        };
+        let (e, k, s) =
+            tch::no_grad(|| (narrow.forward_expanded(&x), c.forward_unclamped(&x), sliced.forward_unclamped(&x)));
+        assert!(max_abs_diff(&e, &k) <= 1e-5);
+        assert!(max_abs_diff(&k, &s) <= 1e-5);
+    }
 }

@@ -31,8 +31,31 @@ pub fn div2k_lr_path(hr: &Path, scale: usize) -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-/// Loads every usable image of the folders. Unreadable files are named and skipped, images
-/// whose LR is smaller than a crop are skipped with a warning; none usable is an error.
+/// The image folders of a `--data` folder: itself, or — for a folder with no images of its own
+/// that holds DIV2K-style training folders, e.g. the `DIV2K/` root — its `*train*_HR`
+/// sub-folders (never `*valid*_HR`: validation images must not be trained on).
+pub fn image_folders(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !list_images(dir)?.is_empty() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("_HR") && n.contains("train"))
+        })
+        .collect();
+    subs.sort();
+    if subs.is_empty() {
+        subs.push(dir.to_path_buf());
+    }
+    Ok(subs)
+}
+
+/// Loads every usable image of the folders (any number of them; see [`image_folders`] for
+/// DIV2K roots). Unreadable files are named and skipped, images whose LR is smaller than a crop
+/// are skipped with a warning; none usable is an error naming the folders.
 pub fn load_training_set(
     dirs: &[PathBuf],
     scale: usize,
@@ -40,7 +63,16 @@ pub fn load_training_set(
     warn: &dyn Fn(String),
 ) -> Result<Vec<TrainImage>> {
     let mut out = Vec::new();
-    for dir in dirs {
+    let mut folders = Vec::new();
+    for d in dirs {
+        let found = image_folders(d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))?;
+        if found.len() != 1 || found[0] != *d {
+            let names: Vec<String> = found.iter().map(|f| f.display().to_string()).collect();
+            warn(format!("{}: training on {}", d.display(), names.join(", ")));
+        }
+        folders.extend(found);
+    }
+    for dir in &folders {
         let files = list_images(dir)?;
         if files.is_empty() {
             warn(format!("{}: no images found", dir.display()));
@@ -215,6 +247,46 @@ mod tests {
         assert_eq!(div2k_lr_path(&hr_dir.join("0001.png"), 2), None);
         std::fs::write(lr_dir.join("0001x2.png"), b"").unwrap();
         assert_eq!(div2k_lr_path(&hr_dir.join("0001.png"), 2), Some(lr_dir.join("0001x2.png")));
+        // The DIV2K root stands for its training HR folder, never the validation one.
+        std::fs::create_dir_all(root.join("DIV2K_valid_HR")).unwrap();
+        assert_eq!(image_folders(&root).unwrap(), vec![hr_dir.clone()]);
+        assert_eq!(image_folders(&hr_dir).unwrap(), vec![hr_dir.clone()]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    fn write_png(path: &Path, w: u32, h: u32) {
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8]))
+            .save(path)
+            .unwrap();
+    }
+
+    #[test]
+    fn several_folders_are_pooled_and_none_usable_is_an_error_naming_them() {
+        let root = std::env::temp_dir().join(format!("sesr-data-{}", std::process::id()));
+        let (a, b, empty) = (root.join("a"), root.join("b"), root.join("empty"));
+        for d in [&a, &b, &empty] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        write_png(&a.join("big.png"), 40, 36);
+        write_png(&a.join("small.png"), 10, 10); // LR 5×5: smaller than an 8×8 crop
+        std::fs::write(b.join("broken.png"), b"not a png").unwrap();
+        write_png(&b.join("big2.png"), 20, 18);
+        let warnings = std::cell::RefCell::new(Vec::new());
+        let warn = |m: String| warnings.borrow_mut().push(m);
+        let set = load_training_set(&[a.clone(), b.clone(), empty.clone()], 2, 8, &warn).unwrap();
+        assert_eq!(set.len(), 2, "one usable image in each of a and b");
+        assert_eq!((set[0].lr.width, set[0].hr.width, set[1].lr.width), (20, 40, 10));
+        let w = warnings.borrow().join("\n");
+        assert!(w.contains("small.png") && w.contains("broken.png") && w.contains("no images found"), "{w}");
+
+        // Nothing usable: an error that names every folder given.
+        let err = load_training_set(&[empty.clone(), b.join("nowhere-but-b")], 2, 8, &warn);
+        assert!(err.is_err(), "a missing folder is an error too");
+        let err = load_training_set(std::slice::from_ref(&empty), 2, 8, &warn).err().unwrap().to_string();
+        assert!(err.contains("no usable training image") && err.contains("empty"), "{err}");
+        std::fs::remove_file(b.join("big2.png")).unwrap();
+        let err = load_training_set(&[empty.clone(), b.clone()], 2, 8, &warn).err().unwrap().to_string();
+        assert!(err.contains(&*empty.to_string_lossy()) && err.contains(&*b.to_string_lossy()), "{err}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -21,6 +21,13 @@ pub struct ExportArgs {
     /// Input and output stay float32.
     #[arg(long, default_value = "fp32")]
     pub precision: sesr::model::Precision,
+    /// Overwrite an existing model at `--out` (e.g. a shipped `models/sesr_m5_x2.pt`, which the
+    /// element embeds): its `.pt`, `.safetensors` and `.json` are replaced, and the run's
+    /// `metrics.csv` and `plot.png` are copied beside it as `X.metrics.csv` and `X.plot.png`.
+    /// Refused when the new model's scale differs from the old one's. Without it, an existing
+    /// `--out` is an error.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 fn digest(path: &std::path::Path) -> Result<String> {
@@ -33,6 +40,17 @@ pub fn run(args: ExportArgs) -> Result<()> {
     }
     let dir = checkpoint::resolve_best(&args.checkpoint);
     let model = load_checkpoint(&dir, Device::Cpu)?;
+    let old = replaced_model(&args, model.cfg.scale)?;
+    let trained_cfg = checkpoint::read_config(&dir)?;
+    // The run folder of a `best/` or `last/` checkpoint (where `metrics.csv`, `recipe.jsonl` are).
+    let run_dir = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("best" | "last") => dir.parent().map(PathBuf::from),
+        _ => None,
+    };
+    let recipe = run_dir
+        .as_ref()
+        .and_then(|r| std::fs::read_to_string(r.join("recipe.jsonl")).ok())
+        .map(|t| t.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).collect::<Vec<_>>());
     let state = checkpoint::read_state(&dir).ok();
     let masks = crate::checkpoint::load_masks(&dir)?;
     if let Some(p) = args.out.parent() {
@@ -57,6 +75,10 @@ pub fn run(args: ExportArgs) -> Result<()> {
         "training_data": state.as_ref().map(|s| s.train_data.clone()),
         "training_images": state.as_ref().map(|s| s.train_images),
         "checkpoint": dir.display().to_string(),
+        // How the expanded model was trained (the collapsed model above is the same for every
+        // block kind); `training_recipe`: each start/resume of the run, when it recorded them.
+        "training_block": trained_cfg.block,
+        "training_recipe": recipe,
         "weights": weights.file_name().map(|n| n.to_string_lossy().into_owned()),
         // What the native backend needs to trust the weights without running libtorch.
         "pt_sha256": digest(&args.out)?,
@@ -73,5 +95,38 @@ pub fn run(args: ExportArgs) -> Result<()> {
         weights.display(),
         side.display()
     );
+    if args.replace {
+        for (from, suffix) in [("metrics.csv", "metrics.csv"), ("plot.png", "plot.png")] {
+            let Some(src) = run_dir.as_ref().map(|r| r.join(from)).filter(|p| p.is_file()) else { continue };
+            let dst = args.out.with_extension(suffix);
+            std::fs::copy(&src, &dst).with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+            println!("copied {} to {}", src.display(), dst.display());
+        }
+        let psnr = |v: Option<f64>| v.map(|p| format!("{p:.3} dB")).unwrap_or_else(|| "unknown".into());
+        println!(
+            "replaced a model of validation PSNR-Y {} by one of {} (score both with `eval` before committing)",
+            psnr(old.and_then(|o| o["validation_psnr_y"].as_f64())),
+            psnr(state.as_ref().and_then(|s| s.best_psnr))
+        );
+    }
     Ok(())
+}
+
+/// The sidecar of the model `--replace` overwrites (None when there is none). An existing
+/// `--out` without `--replace`, or a replacement of another scale, is an error.
+fn replaced_model(args: &ExportArgs, scale: usize) -> Result<Option<serde_json::Value>> {
+    if !args.out.exists() {
+        return Ok(None);
+    }
+    if !args.replace {
+        anyhow::bail!("{} exists; pass --replace to overwrite it (and its .safetensors and .json)", args.out.display());
+    }
+    let side = args.out.with_extension("json");
+    let Ok(text) = std::fs::read_to_string(&side) else { return Ok(None) };
+    let old: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a model sidecar", side.display()))?;
+    if let Some(s) = old["scale"].as_u64().filter(|&s| s as usize != scale) {
+        anyhow::bail!("{} is a x{s} model; the checkpoint is x{scale}: not replaced", args.out.display());
+    }
+    Ok(Some(old))
 }

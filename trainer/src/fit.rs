@@ -3,7 +3,7 @@
 
 use crate::data::{make_batch, Sample, TrainImage};
 use crate::eval::{evaluate, EvalSet, SetScore};
-use crate::models::Upscaler;
+use crate::models::{Teacher, Upscaler};
 use crate::optim::AmsGrad;
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -106,6 +106,12 @@ pub fn progress_bar(prefix: String) -> ProgressBar {
     pb
 }
 
+/// Distillation: `weight` × L1 to the teacher's output is added to the loss.
+pub struct Distill<'a> {
+    pub teacher: &'a Teacher,
+    pub weight: f64,
+}
+
 /// Runs the steps `start_step..` of an epoch's crop plan. `stop(step)` is asked before every
 /// step; a non-finite loss is an error (nothing is updated by that step).
 #[allow(clippy::too_many_arguments)]
@@ -117,6 +123,25 @@ pub fn run_epoch(
     plan: &[Sample],
     start_step: usize,
     masks: Option<&[Tensor]>,
+    device: Device,
+    pb: &ProgressBar,
+    stop: &dyn Fn(usize) -> bool,
+) -> Result<EpochResult> {
+    run_epoch_distill(model, opt, images, recipe, plan, start_step, masks, None, device, pb, stop)
+}
+
+/// [`run_epoch`] with an optional distillation term. The loss it reports (`mean_loss`) is the
+/// L1 to the HR crops alone, comparable with and without a teacher.
+#[allow(clippy::too_many_arguments)]
+pub fn run_epoch_distill(
+    model: &ExpandedSesr,
+    opt: &mut AmsGrad,
+    images: &[TrainImage],
+    recipe: &Recipe,
+    plan: &[Sample],
+    start_step: usize,
+    masks: Option<&[Tensor]>,
+    distill: Option<&Distill>,
     device: Device,
     pb: &ProgressBar,
     stop: &dyn Fn(usize) -> bool,
@@ -146,12 +171,20 @@ pub fn run_epoch(
             }
             c.forward_unclamped(&lr)
         };
-        let loss = (sr - hr).abs().mean(Kind::Float);
+        let l1 = (&sr - hr).abs().mean(Kind::Float);
+        let loss = match distill {
+            Some(d) => {
+                let t = d.teacher.forward(&lr)?;
+                &l1 + (&sr - t).abs().mean(Kind::Float) * d.weight
+            }
+            None => l1.shallow_clone(),
+        };
         opt.zero_grad();
         loss.backward();
-        let lv = loss.double_value(&[]);
-        if !lv.is_finite() {
-            bail!("loss became {lv} at step {step}");
+        let lv = l1.double_value(&[]);
+        let total = loss.double_value(&[]);
+        if !total.is_finite() {
+            bail!("loss became {total} at step {step}");
         }
         opt.step();
         loss_sum += lv;

@@ -42,6 +42,40 @@ pub fn load_checkpoint(dir: &Path, device: Device) -> Result<CollapsedSesr> {
     Ok(collapsed.to(device, Kind::Float))
 }
 
+/// A teacher for distillation: any ×s model [`Upscaler::load`] accepts (a TorchScript file with
+/// the SR contract, or a checkpoint/run folder), run on whole batches without gradients.
+pub struct Teacher {
+    up: Upscaler,
+    pub path: std::path::PathBuf,
+}
+
+impl Teacher {
+    /// Loads the teacher and checks that it upscales by `scale`.
+    pub fn load(path: &Path, scale: usize, device: Device) -> Result<Self> {
+        // A run folder means its best checkpoint, as for `export`.
+        let p = if path.is_dir() { checkpoint::resolve_best(path) } else { path.to_path_buf() };
+        let up = Upscaler::load(&p, device).with_context(|| format!("teacher {}", path.display()))?;
+        if up.scale() != scale {
+            bail!("teacher {} upscales x{}, the student x{scale}", path.display(), up.scale());
+        }
+        Ok(Teacher { up, path: path.to_path_buf() })
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.path.display(), self.up.describe())
+    }
+
+    /// `[B,1,H,W]` LR Y in [0, 1] → `[B,1,sH,sW]`, clamped to [0, 1], no autograd history.
+    pub fn forward(&self, lr: &tch::Tensor) -> Result<tch::Tensor> {
+        tch::no_grad(|| match &self.up {
+            Upscaler::Script { module, .. } => Ok(module.forward_ts(&[lr])?),
+            Upscaler::Net { model, .. } => Ok(model.forward(lr)),
+            _ => bail!("a teacher is a TorchScript model or a checkpoint"),
+        })
+        .map(|t| t.detach())
+    }
+}
+
 impl Upscaler {
     pub fn load(path: &Path, device: Device) -> Result<Self> {
         if path.is_dir() {

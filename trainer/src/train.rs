@@ -3,7 +3,8 @@
 use crate::checkpoint::{self, TrainState};
 use crate::data::{epoch_plan, load_training_set};
 use crate::eval::{load_sets, mean_psnr};
-use crate::fit::{ctrl_c_flag, progress_bar, run_epoch, validate, CommonArgs};
+use crate::fit::{ctrl_c_flag, progress_bar, run_epoch_distill, validate, CommonArgs, Distill};
+use crate::models::Teacher;
 use crate::optim::AmsGrad;
 use crate::rng::Rng;
 use anyhow::{anyhow, bail, Context, Result};
@@ -40,12 +41,48 @@ pub struct TrainArgs {
     /// Stop after this many steps in total (smoke tests and benchmarks).
     #[arg(long)]
     pub max_steps: Option<usize>,
+    /// Linear blocks while training: `plain` (SESR) or `ecb` (SESR's branch plus 1×1
+    /// expand-squeeze, Sobel-x/y and Laplacian branches). Both collapse into the same network,
+    /// so the exported model and its cost do not depend on it. A resumed run keeps its own.
+    #[arg(long)]
+    pub block: Option<sesr::config::BlockKind>,
+    /// Distillation teacher: a TorchScript ×s model (e.g. `models/sesr_m5_x2.pt`) or a run or
+    /// checkpoint folder (e.g. an M11 or XL trained here). Not stored in the checkpoint: give
+    /// it again with `--resume`.
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    /// Weight of the L1 term to the teacher's output (the L1 to the HR image keeps weight 1).
+    #[arg(long, default_value_t = 1.0, requires = "teacher")]
+    pub distill_weight: f64,
 }
 
 pub fn set_threads(threads: Option<usize>) {
     let n = threads.unwrap_or_else(sesr::available_threads);
     tch::set_num_threads(n as i32);
     tch::set_num_interop_threads(1);
+}
+
+/// Appends this session's recipe to `run_dir/recipe.jsonl` (one JSON line per start or
+/// resume): what `export` records as the model's training.
+fn write_recipe(run_dir: &std::path::Path, args: &TrainArgs, cfg: &sesr::SesrConfig) -> Result<()> {
+    let c = &args.common;
+    let line = serde_json::json!({
+        "config": cfg,
+        "block": cfg.block,
+        "data": c.data,
+        "crops_per_image": c.crops_per_image,
+        "crop": c.crop,
+        "batch": c.batch,
+        "lr": c.lr,
+        "seed": c.seed,
+        "epochs": args.epochs,
+        "resumed": args.resume.is_some(),
+        "teacher": args.teacher,
+        "distill_weight": args.teacher.as_ref().map(|_| args.distill_weight),
+    });
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(run_dir.join("recipe.jsonl"))?;
+    writeln!(f, "{line}")?;
+    Ok(())
 }
 
 pub fn warn(msg: String) {
@@ -60,15 +97,35 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bail!("--scale must be 2 or 4");
     }
     let cfg = match &resume_dir {
-        Some(d) => checkpoint::read_config(d)?,
-        None => args.model.config(args.scale as usize),
+        Some(d) => {
+            let cfg = checkpoint::read_config(d)?;
+            if let Some(b) = args.block.filter(|b| *b != cfg.block) {
+                bail!("{} was trained with {} blocks, not {b}", d.display(), cfg.block);
+            }
+            cfg
+        }
+        None => args.model.config(args.scale as usize).with_block(args.block.unwrap_or_default()),
     };
+    if !(args.distill_weight.is_finite() && args.distill_weight >= 0.0) {
+        bail!("--distill-weight must be a finite number ≥ 0, got {}", args.distill_weight);
+    }
     let run_dir = match &args.resume {
         Some(r) if r.join("last").is_dir() => r.clone(),
         Some(r) => r.parent().map(PathBuf::from).unwrap_or_else(|| args.out.clone()),
         None => args.out.clone(),
     };
     std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+
+    let teacher = match &args.teacher {
+        Some(t) => {
+            let t = Teacher::load(t, cfg.scale, device)?;
+            eprintln!("distilling from {} with weight {}", t.describe(), args.distill_weight);
+            Some(t)
+        }
+        None => None,
+    };
+    let distill = teacher.as_ref().map(|teacher| Distill { teacher, weight: args.distill_weight });
+    write_recipe(&run_dir, &args, &cfg)?;
 
     eprintln!("loading training images from {:?}", args.common.data);
     let images = load_training_set(&args.common.data, cfg.scale, args.common.crop, &warn)?;
@@ -123,15 +180,27 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let should_stop = |step: usize| {
             stop.load(Ordering::SeqCst) || args.max_steps.is_some_and(|m| total_steps + step - first >= m)
         };
-        let result = run_epoch(&model, &mut opt, &images, &recipe, &plan, first, None, device, &pb, &should_stop)
-            .map_err(|e| {
-                pb.abandon();
-                anyhow!(
-                    "{e:#} of epoch {}; stopped without saving. The last good checkpoint is in {}",
-                    epoch + 1,
-                    run_dir.join("last").display()
-                )
-            })?;
+        let result = run_epoch_distill(
+            &model,
+            &mut opt,
+            &images,
+            &recipe,
+            &plan,
+            first,
+            None,
+            distill.as_ref(),
+            device,
+            &pb,
+            &should_stop,
+        )
+        .map_err(|e| {
+            pb.abandon();
+            anyhow!(
+                "{e:#} of epoch {}; stopped without saving. The last good checkpoint is in {}",
+                epoch + 1,
+                run_dir.join("last").display()
+            )
+        })?;
         pb.finish_and_clear();
         total_steps += result.crops / args.common.batch;
         if let Some(step) = result.stopped_at {

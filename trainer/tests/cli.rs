@@ -405,3 +405,71 @@ fn corrupt_resume_and_full_disk() {
     assert!(run.join("last.corrupt/model.safetensors").is_file());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn ecb_blocks_distillation_and_replacing_an_export() {
+    let d = tmp("ecb");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    make_data(&data);
+    let data_s = data.to_str().unwrap();
+    let teacher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/sesr_m5_x2.pt");
+    let teacher_s = teacher.to_str().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = d.join(name);
+        let mut a = vec!["train", "--data", data_s, "--out", out.to_str().unwrap(), "--epochs", "1"];
+        a.extend(["--max-steps", "3", "--threads", "1", "--seed", "4"]);
+        a.extend(SMALL);
+        a.extend(extra);
+        let o = trainer(&a);
+        assert!(o.status.success(), "{}", text(&o));
+        (out, text(&o))
+    };
+    let weights = |run: &Path| std::fs::read(run.join("last/model.safetensors")).unwrap();
+
+    // Distillation changes the steps; a zero weight is the plain recipe, bit for bit.
+    let (plain, _) = run("plain", &[]);
+    let (w0, _) = run("w0", &["--teacher", teacher_s, "--distill-weight", "0"]);
+    let (w1, t) = run("w1", &["--teacher", teacher_s, "--distill-weight", "1"]);
+    assert!(t.contains("distilling from"), "{t}");
+    assert_eq!(weights(&plain), weights(&w0));
+    assert_ne!(weights(&plain), weights(&w1));
+    let recipe = std::fs::read_to_string(w1.join("recipe.jsonl")).unwrap();
+    assert!(recipe.contains("sesr_m5_x2.pt") && recipe.contains("\"distill_weight\":1.0"), "{recipe}");
+
+    // ECB blocks: the checkpoint names its block kind, resuming keeps it, a conflicting
+    // --block is refused, and the export is an ordinary SESR model of the same size.
+    let (ecb, _) = run("ecb", &["--block", "ecb"]);
+    let cfg = std::fs::read_to_string(ecb.join("last/config.json")).unwrap();
+    assert!(cfg.contains("\"block\": \"ecb\""), "{cfg}");
+    assert!(!std::fs::read_to_string(plain.join("last/config.json")).unwrap().contains("block"));
+    assert!(std::fs::metadata(ecb.join("last/model.safetensors")).unwrap().len() > weights(&plain).len() as u64);
+    let ecb_s = ecb.to_str().unwrap();
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", ecb_s, "--epochs", "1", "--block", "plain"]));
+    assert!(!o.status.success() && text(&o).contains("ecb blocks"), "{}", text(&o));
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--val", data_s, "--resume", ecb_s, "--epochs", "1"]));
+    assert!(o.status.success(), "{}", text(&o));
+
+    let pt = d.join("model.pt");
+    let pt_s = pt.to_str().unwrap();
+    let o = trainer(&["export", ecb_s, "--out", pt_s]);
+    assert!(o.status.success(), "{}", text(&o));
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("model.json")).unwrap()).unwrap();
+    assert_eq!(side["collapsed_weights"], 8912);
+    assert_eq!(side["training_block"], "ecb");
+    assert!(side["config"].get("block").is_none(), "the exported model is plain SESR: {side}");
+    assert_eq!(side["training_recipe"].as_array().map(|a| a.len()), Some(2), "start + resume: {side}");
+    let o = trainer(&["eval", data_s, "--model", pt_s, "--native", "fp32"]);
+    assert!(o.status.success(), "the native kernel runs an ECB-trained export: {}", text(&o));
+
+    // An existing model is overwritten only with --replace, which also brings the run's curves.
+    let before = std::fs::read(&pt).unwrap();
+    let o = trainer(&["export", plain.to_str().unwrap(), "--out", pt_s]);
+    assert!(!o.status.success() && text(&o).contains("--replace"), "{}", text(&o));
+    assert_eq!(std::fs::read(&pt).unwrap(), before, "a refused export leaves the model alone");
+    let o = trainer(&["export", ecb_s, "--out", pt_s, "--replace"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(d.join("model.metrics.csv").is_file() && d.join("model.plot.png").is_file());
+    std::fs::remove_dir_all(&d).unwrap();
+}
