@@ -824,3 +824,38 @@ fn negative_strides_are_an_element_error() {
     assert!(err.error().to_string().contains("Negative row stride -16"), "{:?}", err.error());
     el.set_bus(None);
 }
+
+/// `precision=int8` runs the shipped model's calibrated integer kernel (luma within a few levels
+/// of float32's, not equal); `auto` picks int8 only on VNNI CPUs; the libtorch backend refuses it.
+#[test]
+fn int8_precision() {
+    init();
+    let (w, h) = (64, 48);
+    let f = photo_frame(w, h, 180, 90);
+    let luma = |precision: &str, backend: &str| -> Result<Vec<u8>, String> {
+        let el = gst::ElementFactory::make("sesrupscale")
+            .property_from_str("precision", precision)
+            .property_from_str("backend", backend)
+            .build()
+            .unwrap();
+        let mut hs = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+        hs.set_src_caps_str(&caps_str("NV12", w, h, "jpeg"));
+        let out = hs.push_and_pull(to_buffer(&f, gst_video::VideoFormat::Nv12, 0)).map_err(|e| format!("{e:?}"))?;
+        let caps = hs.sinkpad().unwrap().current_caps().unwrap();
+        Ok(from_buffer(out, &caps).y)
+    };
+    let fp32 = luma("fp32", "native").unwrap();
+    let int8 = luma("int8", "native").unwrap();
+    let worst = max_diff(&fp32, &int8);
+    assert!(fp32 != int8 && worst <= 12, "int8 vs fp32: worst {worst}");
+    let auto = luma("auto", "native").unwrap();
+    assert_eq!(auto == int8, sesr::native::int8::cpu_has_vnni(), "auto picks int8 only with VNNI");
+    assert!(sesr::native::int8::cpu_has_vnni() || auto == fp32);
+    let e = run_pipeline(
+        "videotestsrc num-buffers=1 ! video/x-raw,format=NV12,width=64,height=48 ! \
+         sesrupscale precision=int8 backend=libtorch ! fakesink",
+    )
+    .err()
+    .unwrap();
+    assert!(e.contains("native-backend setting"), "the libtorch backend runs models as exported: {e}");
+}

@@ -28,6 +28,12 @@ pub struct ExportArgs {
     /// `--out` is an error.
     #[arg(long)]
     pub replace: bool,
+    /// `torchscript` (with the sidecar and weights), or `onnx`: the collapsed model alone as
+    /// ONNX (float32 `[N,1,H,W]` in [0,1], dynamic sizes, opset 17, standard operators) for
+    /// ONNX Runtime, OpenVINO or vs-mlrt. With `onnx` the input may also be an exported `.pt`
+    /// (its weights beside it), e.g. a shipped model.
+    #[arg(long, value_parser = ["torchscript", "onnx"], default_value = "torchscript")]
+    pub format: String,
 }
 
 fn digest(path: &std::path::Path) -> Result<String> {
@@ -37,6 +43,9 @@ fn digest(path: &std::path::Path) -> Result<String> {
 pub fn run(args: ExportArgs) -> Result<()> {
     if args.precision == sesr::model::Precision::Int8 {
         anyhow::bail!("int8 runs only in the native kernel: export fp32 and use `eval --native int8 --calib DIR`");
+    }
+    if args.format == "onnx" {
+        return export_onnx(&args);
     }
     let dir = checkpoint::resolve_best(&args.checkpoint);
     let model = load_checkpoint(&dir, Device::Cpu)?;
@@ -109,6 +118,45 @@ pub fn run(args: ExportArgs) -> Result<()> {
             psnr(state.as_ref().and_then(|s| s.best_psnr))
         );
     }
+    Ok(())
+}
+
+/// `--format onnx`: the collapsed weights of a checkpoint or of an exported `.pt` as ONNX.
+fn export_onnx(args: &ExportArgs) -> Result<()> {
+    if args.precision != sesr::model::Precision::Fp32 {
+        anyhow::bail!("--format onnx writes float32 (the tools that read it choose their own arithmetic)");
+    }
+    if args.out.exists() && !args.replace {
+        anyhow::bail!("{} exists; pass --replace to overwrite it", args.out.display());
+    }
+    let is_pt = args.checkpoint.is_file() && args.checkpoint.extension().is_some_and(|e| e == "pt");
+    let weights = if is_pt {
+        let e = sesr::weights::ExportedWeights::read(&args.checkpoint, true)
+            .with_context(|| format!("model '{}'", args.checkpoint.display()))?;
+        if e.digests_match == Some(false) {
+            anyhow::bail!(
+                "{}: its weights file changed since export (digests differ): not the TorchScript model's",
+                args.checkpoint.display()
+            );
+        }
+        e.weights
+    } else {
+        let dir = checkpoint::resolve_best(&args.checkpoint);
+        load_checkpoint(&dir, Device::Cpu)?.to_weights()?
+    };
+    if let Some(p) = args.out.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    let tmp = sesr::image_io::tmp_sibling(&args.out);
+    std::fs::write(&tmp, sesr::onnx::to_onnx(&weights)).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!(
+        "exported {} as ONNX (opset {}, x{}, input x [N,1,H,W] float32 in [0,1], output y [N,1,{s}H,{s}W])",
+        args.out.display(),
+        sesr::onnx::OPSET,
+        weights.cfg.scale,
+        s = weights.cfg.scale
+    );
     Ok(())
 }
 

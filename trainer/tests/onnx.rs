@@ -68,3 +68,27 @@ fn onnx_export_runs_in_tract_like_the_native_kernel() {
     x4.output.bias = (0..16).map(|c| o.bias[c % 4] + 0.01 * c as f32).collect();
     compare(&x4, "x4");
 }
+
+#[test]
+fn trainer_exports_a_shipped_model_as_onnx() {
+    let dir = std::env::temp_dir().join(format!("sesr-onnx-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("m3.onnx");
+    let export = |extra: &[&str]| {
+        let mut args = vec!["export", "--format", "onnx", "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_trainer")).args(&args).output().unwrap()
+    };
+    let pt = repo("models/sesr_m3_x2.pt");
+    let o = export(&[pt.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let wts = ExportedWeights::read(&pt, false).unwrap().weights;
+    let src = photo(40, 24);
+    let (_, got) = run_onnx(&std::fs::read(&out).unwrap(), &src, 40, 24);
+    let (worst, _) = sesr::metrics::byte_diff(&got, &native(&wts, &src, 40, 24));
+    assert!(worst <= 1, "exported file differs by {worst}");
+    // An existing file is kept unless --replace.
+    let o = export(&[pt.to_str().unwrap()]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--replace"));
+    std::fs::remove_dir_all(&dir).ok();
+}
