@@ -81,8 +81,9 @@ impl From<Device> for tch::Device {
 pub struct Engine {
     pub scale: usize,
     pub device: Device,
-    /// Input rows per libtorch stripe (0: automatic, about [`AUTO_STRIPE_PIXELS`] input pixels
-    /// a stripe). The native backend streams rows and ignores it.
+    /// Input rows per libtorch stripe (0: automatic — on the CPU about [`AUTO_STRIPE_PIXELS`]
+    /// input pixels a stripe, on a GPU the whole frame with 8-bit copies through page-locked
+    /// buffers). The native backend streams rows and ignores it.
     pub stripe_rows: usize,
     /// Why `Auto` chose libtorch, when it did.
     pub fallback_reason: Option<String>,
@@ -442,7 +443,7 @@ fn torch_load(o: &EngineOptions, name: &str, native: Result<NativeSesr, String>,
                 fallback_reason: why,
                 trust: None,
                 pool,
-                runner: Runner::Torch(TorchRunner { module, halo, input: Vec::new() }),
+                runner: Runner::Torch(TorchRunner { module, halo, input: Vec::new(), pinned: None }),
             })
         }
     }
@@ -469,6 +470,9 @@ struct TorchRunner {
     /// a stripe needs above and below for its output to equal the whole frame's.
     halo: usize,
     input: Vec<f32>,
+    /// GPU path: page-locked host buffers (8-bit input plane, 8-bit output plane), reused
+    /// while the frame size stays.
+    pinned: Option<(tch::Tensor, tch::Tensor)>,
 }
 
 /// A `w`×`h` luma probe: ramps with pseudo-random texture.
@@ -525,6 +529,9 @@ impl TorchRunner {
         stripe_rows: usize,
     ) -> Result<(), String> {
         use tch::{Device, Kind, Tensor};
+        if device != Device::Cpu && stripe_rows == 0 {
+            return self.upscale_on_device(src, stride, w, h, dst, dst_stride, s, device);
+        }
         self.input.clear();
         for y in 0..h {
             self.input.extend(src[y * stride..y * stride + w].iter().map(|&v| v as f32 * (1.0 / 255.0)));
@@ -575,6 +582,62 @@ impl TorchRunner {
                 }
             }
             r0 = r1;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "torch")]
+impl TorchRunner {
+    /// The GPU path: the whole frame in one forward, 8 bits each way over the bus (the
+    /// conversion to float and the rounding back run on the device), through page-locked host
+    /// buffers so that the copies run at the bus's speed.
+    #[allow(clippy::too_many_arguments)]
+    fn upscale_on_device(
+        &mut self,
+        src: &[u8],
+        stride: usize,
+        w: usize,
+        h: usize,
+        dst: &mut [u8],
+        dst_stride: usize,
+        s: usize,
+        device: tch::Device,
+    ) -> Result<(), String> {
+        use tch::{Device, Kind, Tensor};
+        let (ow, oh) = (w * s, h * s);
+        let err = |what: &str, e: tch::TchError| format!("{what}: {}", first_and_last_lines(&e.to_string()));
+        let fits = |t: &Tensor, n: usize| t.numel() == n;
+        if !self.pinned.as_ref().is_some_and(|(i, o)| fits(i, w * h) && fits(o, ow * oh)) {
+            self.pinned = None;
+            let pin = |n: usize| {
+                Tensor::f_empty([n as i64], (Kind::Uint8, Device::Cpu)).and_then(|t| t.f_pin_memory(device))
+            };
+            let i = pin(w * h).map_err(|e| err("page-locked input buffer", e))?;
+            let o = pin(ow * oh).map_err(|e| err("page-locked output buffer", e))?;
+            self.pinned = Some((i, o));
+        }
+        let (pin_in, pin_out) = self.pinned.as_mut().expect("allocated above");
+        // SAFETY: `pin_in` is a contiguous CPU u8 tensor of w·h bytes that this runner owns.
+        let host_in = unsafe { std::slice::from_raw_parts_mut(pin_in.data_ptr() as *mut u8, w * h) };
+        for y in 0..h {
+            host_in[y * w..(y + 1) * w].copy_from_slice(&src[y * stride..y * stride + w]);
+        }
+        let y = tch::no_grad(|| -> Result<Tensor, tch::TchError> {
+            let x = pin_in.f_to_device_(device, Kind::Uint8, true, false)?;
+            let x = x.f_to_kind(Kind::Float)?.f_div_scalar(255.0)?.f_reshape([1, 1, h as i64, w as i64])?;
+            let y = self.module.forward_ts(&[x])?;
+            if y.size() != [1, 1, oh as i64, ow as i64] {
+                return Err(tch::TchError::Shape(format!("model returned {:?}, expected [1, 1, {oh}, {ow}]", y.size())));
+            }
+            y.f_mul_scalar(255.0)?.f_round()?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)?.f_reshape([-1])
+        })
+        .map_err(|e| err("model forward failed", e))?;
+        pin_out.f_copy_(&y).map_err(|e| err("model output to the CPU", e))?;
+        // SAFETY: `pin_out` is a contiguous CPU u8 tensor of ow·oh bytes, filled by the blocking copy above.
+        let host_out = unsafe { std::slice::from_raw_parts(pin_out.data_ptr() as *const u8, ow * oh) };
+        for row in 0..oh {
+            dst[row * dst_stride..row * dst_stride + ow].copy_from_slice(&host_out[row * ow..(row + 1) * ow]);
         }
         Ok(())
     }

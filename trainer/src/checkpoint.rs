@@ -10,7 +10,7 @@
 
 use crate::optim::AmsGrad;
 use crate::rng::Rng;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sesr::SesrConfig;
 use std::path::{Path, PathBuf};
@@ -184,6 +184,37 @@ pub fn read_state(dir: &Path) -> Result<TrainState> {
 pub fn load_weights(dir: &Path, vs: &mut VarStore) -> Result<()> {
     let p = dir.join("model.safetensors");
     vs.load(&p).with_context(|| format!("cannot load weights from {}", p.display())).map_err(|e| unusable(dir, e))
+}
+
+/// Initialises a fresh model from a checkpoint (e.g. a ×4 model from a ×2 run, as the reference
+/// code does): variables with the same name, shape and type are copied, the others keep their
+/// fresh initialisation. Returns how many were copied and the names of those left fresh; a
+/// checkpoint sharing no variable with the model is an error.
+pub fn init_from(dir: &Path, vs: &mut VarStore) -> Result<(usize, Vec<String>)> {
+    let p = dir.join("model.safetensors");
+    let map: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&p)
+        .with_context(|| format!("cannot read {}", p.display()))
+        .map_err(|e| unusable(dir, e))?
+        .into_iter()
+        .collect();
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let (mut copied, mut fresh) = (0, Vec::new());
+    tch::no_grad(|| {
+        for (name, mut var) in vars {
+            match map.get(&name) {
+                Some(t) if t.size() == var.size() && t.kind() == var.kind() => {
+                    var.copy_(t);
+                    copied += 1;
+                }
+                _ => fresh.push(name),
+            }
+        }
+    });
+    if copied == 0 {
+        bail!("{}: no variable of it matches this model (names or shapes differ)", p.display());
+    }
+    Ok((copied, fresh))
 }
 
 /// The optimiser state of a checkpoint, its tensors checked against the model's variables

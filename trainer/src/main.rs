@@ -73,7 +73,8 @@ struct EvalArgs {
     #[arg(long)]
     native: Option<sesr::model::Precision>,
     /// With `--native int8`: folders of training images whose LR crops calibrate the
-    /// activation ranges (never the evaluation images).
+    /// activation ranges (never the evaluation images). Without it, the calibration stored in
+    /// the model's sidecar by `trainer calibrate` is used.
     #[arg(long, num_args = 1..)]
     calib: Vec<PathBuf>,
     /// Print JSON instead of a table.

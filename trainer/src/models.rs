@@ -100,7 +100,20 @@ impl Upscaler {
             sesr::weights::ExportedWeights::read(path, false).with_context(|| format!("{}", path.display()))?.weights
         };
         let net = if precision == sesr::model::Precision::Int8 {
-            let acts = calibrate(&weights, calib)?;
+            // The calibration `trainer calibrate` stored in an exported model's sidecar, unless
+            // `--calib` asks for a fresh one.
+            let stored = match path.is_file() && calib.is_empty() {
+                true => {
+                    let j = sesr::weights::sidecar_paths(path).0;
+                    let text = std::fs::read_to_string(&j).with_context(|| format!("{}", j.display()))?;
+                    sesr::native::int8::Int8Calibration::from_sidecar(&text).map_err(anyhow::Error::msg)?
+                }
+                false => None,
+            };
+            let acts = match stored {
+                Some(c) => c.activations,
+                None => calibrate(&weights, calib)?,
+            };
             sesr::native::NativeSesr::with_int8(
                 &weights,
                 &acts,
@@ -161,7 +174,7 @@ pub fn calibrate(
     dirs: &[std::path::PathBuf],
 ) -> Result<Vec<Vec<sesr::native::int8::ActQuant>>> {
     if dirs.is_empty() {
-        bail!("--native int8 needs --calib DIR (training images to calibrate the activation ranges on)");
+        bail!("--native int8 needs a calibration: the model's sidecar has none, so give --calib DIR (training images to calibrate the activation ranges on)");
     }
     let scale = weights.cfg.scale;
     let mut crops = Vec::new();

@@ -33,6 +33,11 @@ pub struct TrainArgs {
     /// Continue a run from its `last/` checkpoint (a run folder or a checkpoint folder).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Start a new run from another run's weights (its `best/`, or a checkpoint folder), e.g. a
+    /// ×4 model from a ×2 run: variables of the same name and shape are copied, the rest (the
+    /// output layer for a different scale) start fresh.
+    #[arg(long, conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
     #[arg(long, default_value_t = 300)]
     pub epochs: usize,
     /// Train through the expanded network instead of collapsing in the forward (slower; for comparison).
@@ -77,6 +82,7 @@ fn write_recipe(run_dir: &std::path::Path, args: &TrainArgs, cfg: &sesr::SesrCon
         "seed": c.seed,
         "epochs": args.epochs,
         "resumed": args.resume.is_some(),
+        "init": args.init,
         "teacher": args.teacher,
         "distill_weight": args.teacher.as_ref().map(|_| args.distill_weight),
     });
@@ -151,6 +157,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         train_data: args.common.data.iter().map(|d| d.display().to_string()).collect(),
         train_images: images.len(),
     };
+    if let Some(init) = &args.init {
+        let d = checkpoint::resolve_best(init);
+        let (copied, fresh) = checkpoint::init_from(&d, &mut vs)?;
+        eprintln!(
+            "initialised {copied} variables from {}; fresh: {}",
+            d.display(),
+            if fresh.is_empty() { "none".to_string() } else { fresh.join(", ") }
+        );
+    }
     if let Some(d) = &resume_dir {
         checkpoint::load_weights(d, &mut vs)?;
         state = checkpoint::read_state(d)?;

@@ -260,7 +260,7 @@ impl ObjectImpl for SesrUpscale {
                     .build(),
                 glib::ParamSpecUInt::builder("stripe-rows")
                     .nick("Stripe rows")
-                    .blurb("libtorch backend: input rows run through the model at a time, with the receptive-field halo (0: automatic, ~128 kpx a stripe); bounds memory for 4K/8K")
+                    .blurb("libtorch backend: input rows run through the model at a time, with the receptive-field halo (0: automatic: ~128 kpx a stripe on the CPU, the whole frame with 8-bit copies on a GPU); bounds memory for 4K/8K")
                     .default_value(0)
                     .mutable_playing()
                     .build(),
