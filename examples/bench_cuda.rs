@@ -10,9 +10,9 @@
 //!  [--frames 50] [--stripes 4] [--device cuda]`
 
 use sesr::engine::{Backend, Device, Engine, EngineOptions};
+use sesr::model::CollapsedSesr;
 use std::path::PathBuf;
 use std::time::Instant;
-use sesr::model::CollapsedSesr;
 use tch::{CModule, Kind, TchError, Tensor};
 
 /// The network: the exported TorchScript file (what the element runs), or the collapsed model
@@ -103,7 +103,10 @@ impl Gpu {
             for i in 0..frames + 5 {
                 // Phased: synchronised after each step.
                 let t0 = Instant::now();
-                let x = self.pin_in.f_to_device_(self.dev, Kind::Uint8, true, false)?.f_reshape([self.h as i64, self.w as i64])?;
+                let x = self
+                    .pin_in
+                    .f_to_device_(self.dev, Kind::Uint8, true, false)?
+                    .f_reshape([self.h as i64, self.w as i64])?;
                 self.sync();
                 let t1 = Instant::now();
                 self.model(m, &x, &out, kind, stripes)?;
@@ -113,7 +116,10 @@ impl Gpu {
                 self.sync();
                 let t3 = Instant::now();
                 // Pipelined: everything queued, one synchronisation.
-                let x = self.pin_in.f_to_device_(self.dev, Kind::Uint8, true, false)?.f_reshape([self.h as i64, self.w as i64])?;
+                let x = self
+                    .pin_in
+                    .f_to_device_(self.dev, Kind::Uint8, true, false)?
+                    .f_reshape([self.h as i64, self.w as i64])?;
                 self.model(m, &x, &out, kind, stripes)?;
                 self.pin_out.shallow_clone().f_copy_(&out.f_reshape([-1])?)?;
                 self.sync();
@@ -129,7 +135,13 @@ impl Gpu {
             }
             Ok(())
         })?;
-        Ok(Row { up: median(up), model: median(model), down: median(down), phased: median(phased), total: median(total) })
+        Ok(Row {
+            up: median(up),
+            model: median(model),
+            down: median(down),
+            phased: median(phased),
+            total: median(total),
+        })
     }
 
     fn output(&self) -> Vec<u8> {

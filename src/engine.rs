@@ -16,7 +16,8 @@
 
 use crate::native::{Isa, NativeSesr, Workspace};
 use crate::pool::Pool;
-use crate::resize::{resize_u8, resize_u8_rows, Contributions, U8Layout};
+use crate::resize::{resize_rows, Contributions, U8Layout};
+use crate::sample::{Depth, Sample};
 use crate::weights::{ExportedWeights, Precision};
 use std::path::Path;
 
@@ -145,6 +146,25 @@ impl NativeEngine {
     /// See [`Engine::upscale_luma`].
     pub fn upscale_luma(&mut self, src: &[u8], stride: usize, w: usize, h: usize, dst: &mut [u8], dst_stride: usize) {
         self.net.upscale(src, stride, w, h, dst, dst_stride, &mut self.workspaces, &self.pool);
+    }
+
+    /// See [`Engine::upscale_luma16`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn upscale_luma16(
+        &mut self,
+        src: &[u16],
+        stride: usize,
+        w: usize,
+        h: usize,
+        dst: &mut [u16],
+        dst_stride: usize,
+        depth: Depth,
+    ) -> Result<(), String> {
+        if self.net.precision() == Precision::Int8 {
+            return Err(format!("int8 takes 8-bit video; this stream is {}-bit (use precision=fp32)", depth.bits));
+        }
+        self.net.upscale_u16(src, stride, w, h, dst, dst_stride, depth, &mut self.workspaces, &self.pool);
+        Ok(())
     }
 }
 
@@ -357,6 +377,39 @@ impl Engine {
             }
         }
     }
+
+    /// As [`upscale_luma`](Self::upscale_luma) for 16-bit samples holding `depth` (10-bit
+    /// video: `P010_10LE` keeps the value in the high bits, `I420_10LE` in the low ones):
+    /// value/(2^bits − 1) through the model and back to the same depth, never through 8 bits.
+    /// Strides in samples.
+    #[allow(clippy::too_many_arguments)]
+    pub fn upscale_luma16(
+        &mut self,
+        src: &[u16],
+        stride: usize,
+        w: usize,
+        h: usize,
+        dst: &mut [u16],
+        dst_stride: usize,
+        depth: Depth,
+    ) -> Result<(), String> {
+        match &mut self.runner {
+            Runner::Native(n) => n.upscale_luma16(src, stride, w, h, dst, dst_stride, depth),
+            #[cfg(feature = "torch")]
+            Runner::Torch(t) => t.upscale_float_stripes(
+                src,
+                stride,
+                w,
+                h,
+                dst,
+                dst_stride,
+                depth,
+                self.scale,
+                self.device.into(),
+                self.stripe_rows,
+            ),
+        }
+    }
 }
 
 /// The native network of `o` and whether its weights are trusted without a libtorch check: the
@@ -528,13 +581,32 @@ impl TorchRunner {
         device: tch::Device,
         stripe_rows: usize,
     ) -> Result<(), String> {
-        use tch::{Device, Kind, Tensor};
-        if device != Device::Cpu && stripe_rows == 0 {
+        if device != tch::Device::Cpu && stripe_rows == 0 {
             return self.upscale_on_device(src, stride, w, h, dst, dst_stride, s, device);
         }
+        self.upscale_float_stripes(src, stride, w, h, dst, dst_stride, Depth::U8, s, device, stripe_rows)
+    }
+
+    /// The model on value/(2^bits − 1) in stripes with the halo, float32 to and from the
+    /// device, rounded back to `depth`.
+    #[allow(clippy::too_many_arguments)]
+    fn upscale_float_stripes<T: Sample>(
+        &mut self,
+        src: &[T],
+        stride: usize,
+        w: usize,
+        h: usize,
+        dst: &mut [T],
+        dst_stride: usize,
+        depth: Depth,
+        s: usize,
+        device: tch::Device,
+        stripe_rows: usize,
+    ) -> Result<(), String> {
+        use tch::{Device, Kind, Tensor};
         self.input.clear();
         for y in 0..h {
-            self.input.extend(src[y * stride..y * stride + w].iter().map(|&v| v as f32 * (1.0 / 255.0)));
+            self.input.extend(src[y * stride..y * stride + w].iter().map(|&v| depth.to_unit(v)));
         }
         let rows = match stripe_rows {
             0 => (AUTO_STRIPE_PIXELS / w.max(1)).max(16),
@@ -578,7 +650,7 @@ impl TorchRunner {
                 let src_row = &out[(row - c0 * s) * ow..(row - c0 * s + 1) * ow];
                 let d = &mut dst[row * dst_stride..row * dst_stride + ow];
                 for (o, &v) in d.iter_mut().zip(src_row) {
-                    *o = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+                    *o = depth.from_unit(v);
                 }
             }
             r0 = r1;
@@ -610,9 +682,8 @@ impl TorchRunner {
         let fits = |t: &Tensor, n: usize| t.numel() == n;
         if !self.pinned.as_ref().is_some_and(|(i, o)| fits(i, w * h) && fits(o, ow * oh)) {
             self.pinned = None;
-            let pin = |n: usize| {
-                Tensor::f_empty([n as i64], (Kind::Uint8, Device::Cpu)).and_then(|t| t.f_pin_memory(device))
-            };
+            let pin =
+                |n: usize| Tensor::f_empty([n as i64], (Kind::Uint8, Device::Cpu)).and_then(|t| t.f_pin_memory(device));
             let i = pin(w * h).map_err(|e| err("page-locked input buffer", e))?;
             let o = pin(ow * oh).map_err(|e| err("page-locked output buffer", e))?;
             self.pinned = Some((i, o));
@@ -628,7 +699,10 @@ impl TorchRunner {
             let x = x.f_to_kind(Kind::Float)?.f_div_scalar(255.0)?.f_reshape([1, 1, h as i64, w as i64])?;
             let y = self.module.forward_ts(&[x])?;
             if y.size() != [1, 1, oh as i64, ow as i64] {
-                return Err(tch::TchError::Shape(format!("model returned {:?}, expected [1, 1, {oh}, {ow}]", y.size())));
+                return Err(tch::TchError::Shape(format!(
+                    "model returned {:?}, expected [1, 1, {oh}, {ow}]",
+                    y.size()
+                )));
             }
             y.f_mul_scalar(255.0)?.f_round()?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)?.f_reshape([-1])
         })
@@ -757,7 +831,21 @@ impl ChromaScaler {
 
     /// One planar chroma plane.
     pub fn scale_plane(&mut self, src: &[u8], stride: usize, dst: &mut [u8], dst_stride: usize) {
-        resize_u8(src, stride, dst, dst_stride, &self.h, &self.v, &mut self.tmp[0]);
+        self.scale_plane_samples(src, stride, dst, dst_stride, Depth::U8)
+    }
+
+    /// One planar chroma plane of any sample type (strides in samples).
+    pub fn scale_plane_samples<T: Sample>(
+        &mut self,
+        src: &[T],
+        stride: usize,
+        dst: &mut [T],
+        dst_stride: usize,
+        depth: Depth,
+    ) {
+        let rows = 0..self.v.out_len;
+        let (sl, dl) = (U8Layout::plane(stride), U8Layout::plane(dst_stride));
+        resize_rows(src, sl, dst, dl, &self.h, &self.v, rows, depth, &mut self.tmp[0]);
     }
 
     /// Both planes of I420 (`(data, stride)` each).
@@ -768,21 +856,50 @@ impl ChromaScaler {
         du: (&mut [u8], usize),
         dv: (&mut [u8], usize),
     ) {
+        self.scale_planes_samples(u, v, du, dv, Depth::U8)
+    }
+
+    /// As [`scale_planes`](Self::scale_planes) for any sample type (strides in samples).
+    pub fn scale_planes_samples<T: Sample>(
+        &mut self,
+        u: (&[T], usize),
+        v: (&[T], usize),
+        du: (&mut [T], usize),
+        dv: (&mut [T], usize),
+        depth: Depth,
+    ) {
         let (h, vc) = (&self.h, &self.v);
         let [t0, t1] = &mut self.tmp;
-        self.pool.join(|| resize_u8(u.0, u.1, du.0, du.1, h, vc, t0), || resize_u8(v.0, v.1, dv.0, dv.1, h, vc, t1));
+        let one = |src: &[T], stride: usize, dst: &mut [T], dst_stride: usize, tmp: &mut Vec<f32>| {
+            let (sl, dl) = (U8Layout::plane(stride), U8Layout::plane(dst_stride));
+            resize_rows(src, sl, dst, dl, h, vc, 0..vc.out_len, depth, tmp)
+        };
+        self.pool.join(|| one(u.0, u.1, du.0, du.1, t0), || one(v.0, v.1, dv.0, dv.1, t1));
     }
 
     /// An interleaved UV plane (NV12), read and written interleaved; output rows split between
     /// two threads.
     pub fn scale_interleaved(&mut self, src: &[u8], stride: usize, dst: &mut [u8], dst_stride: usize) {
+        self.scale_interleaved_samples(src, stride, dst, dst_stride, Depth::U8)
+    }
+
+    /// As [`scale_interleaved`](Self::scale_interleaved) for any sample type (P010's UV
+    /// words; strides in samples).
+    pub fn scale_interleaved_samples<T: Sample>(
+        &mut self,
+        src: &[T],
+        stride: usize,
+        dst: &mut [T],
+        dst_stride: usize,
+        depth: Depth,
+    ) {
         let (h, v) = (&self.h, &self.v);
         let oh = v.out_len;
-        let rows = |dst: &mut [u8], r: std::ops::Range<usize>, tmp: &mut Vec<f32>| {
+        let rows = |dst: &mut [T], r: std::ops::Range<usize>, tmp: &mut Vec<f32>| {
             for c in 0..2 {
                 let sl = U8Layout { stride, step: 2, offset: c };
                 let dl = U8Layout { stride: dst_stride, step: 2, offset: c };
-                resize_u8_rows(src, sl, dst, dl, h, v, r.clone(), tmp);
+                resize_rows(src, sl, dst, dl, h, v, r.clone(), depth, tmp);
             }
         };
         let [t0, t1] = &mut self.tmp;

@@ -31,6 +31,7 @@ pub mod protocol;
 #[cfg(feature = "torch")]
 pub mod prune;
 pub mod resize;
+pub mod sample;
 #[cfg(feature = "torch")]
 pub mod tensor;
 pub mod weights;

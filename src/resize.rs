@@ -11,6 +11,7 @@
 //! affine coordinate map ([`Contributions::affine`]) also expresses chroma siting.
 
 use crate::plane::{Plane, RgbPlanes};
+use crate::sample::{Depth, Sample};
 
 /// Keys' cubic convolution kernel with a = −0.5 (MATLAB's `cubic`).
 #[inline]
@@ -220,6 +221,23 @@ pub fn resize_u8_rows(
     rows: std::ops::Range<usize>,
     tmp: &mut Vec<f32>,
 ) {
+    resize_rows(src, sl, dst, dl, h, v, rows, Depth::U8, tmp)
+}
+
+/// As [`resize_u8_rows`] for samples of any [`Sample`] type holding `depth` (layouts in
+/// samples, not bytes): 16-bit words of 10-bit video are resized at 10 bits.
+#[allow(clippy::too_many_arguments)]
+pub fn resize_rows<T: Sample>(
+    src: &[T],
+    sl: U8Layout,
+    dst: &mut [T],
+    dl: U8Layout,
+    h: &Contributions,
+    v: &Contributions,
+    rows: std::ops::Range<usize>,
+    depth: Depth,
+    tmp: &mut Vec<f32>,
+) {
     let (in_w, in_h, out_w) = (h.in_len, v.in_len, h.out_len);
     if rows.is_empty() || out_w == 0 || in_w == 0 {
         return;
@@ -241,7 +259,7 @@ pub fn resize_u8_rows(
         let src_row = &src[y * sl.stride + sl.offset..];
         let out_row = &mut hrows[(y - y0) * out_w..(y - y0 + 1) * out_w];
         for ((o, w), i) in out_row.iter_mut().zip(h.weight.chunks_exact(h.taps)).zip(h.index.chunks_exact(h.taps)) {
-            *o = w.iter().zip(i).map(|(&w, &i)| w * src_row[i as usize * sl.step] as f32).sum();
+            *o = w.iter().zip(i).map(|(&w, &i)| w * depth.value(src_row[i as usize * sl.step]) as f32).sum();
         }
     }
     for (r, j) in rows.enumerate() {
@@ -254,7 +272,7 @@ pub fn resize_u8_rows(
         }
         let out_row = &mut dst[r * dl.stride + dl.offset..];
         for (o, &a) in out_row.iter_mut().step_by(dl.step).zip(acc.iter()) {
-            *o = a.round().clamp(0.0, 255.0) as u8;
+            *o = depth.from_level(a);
         }
     }
 }

@@ -202,3 +202,47 @@ fn bf16_stays_close_to_float32() {
         }
     }
 }
+
+/// 16-bit samples: the same kernel on 10-bit values (P010's high bits and the low bits) equals
+/// libtorch on value/1023 within one 10-bit level, and 16-bit words holding 8-bit values give
+/// exactly the 8-bit path's output.
+#[test]
+fn sixteen_bit_samples_match_libtorch_at_ten_bits() {
+    use sesr::sample::Depth;
+    let model = random_collapsed(Preset::M3.config(2), 11);
+    let (w, h, s) = (45usize, 29usize, 2usize);
+    let pic = picture(w, h, 5);
+    // 10-bit values spread over the whole range (not only multiples of 4).
+    let v10: Vec<u16> =
+        pic.iter().enumerate().map(|(i, &v)| ((v as u32 * 4 + (i as u32 % 4)).min(1023)) as u16).collect();
+    let x = Tensor::from_slice(&v10.iter().map(|&v| v as f32 / 1023.0).collect::<Vec<_>>())
+        .reshape([1, 1, h as i64, w as i64]);
+    let y = tch::no_grad(|| model.forward(&x)).flatten(0, -1);
+    let want: Vec<f32> = Vec::<f32>::try_from(&y).unwrap().iter().map(|v| v * 1023.0).collect();
+    for isa in variants("sixteen_bit_samples_match_libtorch_at_ten_bits") {
+        let net = NativeSesr::with_options(&weights(&model), Precision::Fp32, isa).unwrap();
+        let pool = Pool::shared(2).unwrap();
+        let mut ws = vec![Workspace::new(), Workspace::new()];
+        for depth in [Depth::P010, Depth::LSB10] {
+            let src: Vec<u16> = v10.iter().map(|&v| v << depth.shift).collect();
+            let dst_stride = w * s + 3;
+            let mut dst = vec![0u16; dst_stride * h * s];
+            net.upscale_u16(&src, w, w, h, &mut dst, dst_stride, depth, &mut ws, &pool);
+            let mut worst = 0f32;
+            for r in 0..h * s {
+                for c in 0..w * s {
+                    let got = dst[r * dst_stride + c];
+                    assert_eq!(got & !((1023u16) << depth.shift), 0, "{isa} {depth:?}: bits outside the field");
+                    worst = worst.max(((got >> depth.shift) as f32 - want[r * w * s + c]).abs());
+                }
+            }
+            assert!(worst <= 1.0, "{isa} {depth:?}: {worst} levels from libtorch");
+        }
+        // 8-bit values in 16-bit words: the 8-bit path bit for bit.
+        let words: Vec<u16> = pic.iter().map(|&v| v as u16).collect();
+        let mut dst = vec![0u16; w * s * h * s];
+        net.upscale_u16(&words, w, w, h, &mut dst, w * s, Depth::U8, &mut ws, &pool);
+        let bytes = native(&net, &pic, w, h, 2);
+        assert!(dst.iter().zip(&bytes).all(|(&a, &b)| a == b as u16), "{isa}: 16-bit words of 8-bit values differ");
+    }
+}

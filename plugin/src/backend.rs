@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 pub static PLUGIN_DIR: OnceLock<PathBuf> = OnceLock::new();
 
 const LIB_NAME: &str = "libsesrtorch.so";
-const ABI_VERSION: u32 = 1;
+const ABI_VERSION: u32 = 2;
 
 #[repr(C)]
 struct Options {
@@ -55,11 +55,28 @@ type UpscaleFn = unsafe extern "C" fn(
     *mut c_char,
     usize,
 ) -> i32;
+type Upscale16Fn = unsafe extern "C" fn(
+    *mut c_void,
+    *const u16,
+    usize,
+    usize,
+    usize,
+    usize,
+    *mut u16,
+    usize,
+    usize,
+    u32,
+    u32,
+    usize,
+    *mut c_char,
+    usize,
+) -> i32;
 type CloseFn = unsafe extern "C" fn(*mut c_void);
 
 struct TorchLib {
     open: OpenFn,
     upscale: UpscaleFn,
+    upscale16: Upscale16Fn,
     close: CloseFn,
     path: PathBuf,
     // Kept loaded for the life of the process (libtorch cannot be unloaded cleanly).
@@ -117,6 +134,7 @@ fn torch_lib() -> Result<&'static TorchLib, String> {
             Ok(TorchLib {
                 open: std::mem::transmute::<*mut c_void, OpenFn>(sym(b"sesr_torch_open\0")?),
                 upscale: std::mem::transmute::<*mut c_void, UpscaleFn>(sym(b"sesr_torch_upscale\0")?),
+                upscale16: std::mem::transmute::<*mut c_void, Upscale16Fn>(sym(b"sesr_torch_upscale16\0")?),
                 close: std::mem::transmute::<*mut c_void, CloseFn>(sym(b"sesr_torch_close\0")?),
                 path: path.clone(),
                 _lib: lib,
@@ -324,6 +342,72 @@ impl ModelRunner {
         }
     }
 
+    /// The planes against their geometry, in checked arithmetic (lengths and strides in
+    /// samples): the kernels assert these, and a frame that fails them is an error here
+    /// instead of a panic there.
+    fn check_planes(&self, src: (usize, usize), w: usize, h: usize, dst: (usize, usize)) -> Result<(), String> {
+        let s = self.scale();
+        let fits = |len: usize, stride: usize, row: usize, rows: usize| {
+            stride >= row && (rows - 1).checked_mul(stride).and_then(|v| v.checked_add(row)).is_some_and(|n| n <= len)
+        };
+        if !fits(src.0, src.1, w, h) {
+            return Err(format!("luma plane of {} samples (stride {}) too small for {w}x{h}", src.0, src.1));
+        }
+        let (ow, oh) = w.checked_mul(s).zip(h.checked_mul(s)).ok_or_else(|| format!("{w}x{h} at x{s} overflows"))?;
+        if !fits(dst.0, dst.1, ow, oh) {
+            return Err(format!("output luma plane of {} samples (stride {}) too small for {ow}x{oh}", dst.0, dst.1));
+        }
+        Ok(())
+    }
+
+    /// See [`Engine::upscale_luma16`]: 16-bit samples holding `depth` (10-bit video).
+    #[allow(clippy::too_many_arguments)]
+    pub fn upscale_luma16(
+        &mut self,
+        src: &[u16],
+        stride: usize,
+        w: usize,
+        h: usize,
+        dst: &mut [u16],
+        dst_stride: usize,
+        depth: sesr::sample::Depth,
+    ) -> Result<(), String> {
+        if w == 0 || h == 0 {
+            return Ok(());
+        }
+        self.check_planes((src.len(), stride), w, h, (dst.len(), dst_stride))?;
+        match &mut self.inner {
+            Inner::Local(e) => e.upscale_luma16(src, stride, w, h, dst, dst_stride, depth),
+            Inner::Remote(r) => {
+                let mut err = vec![0u8; 1024];
+                // SAFETY: the handle is ours (`&mut self`), the slices' lengths are passed along.
+                let rc = unsafe {
+                    (r.lib.upscale16)(
+                        r.handle,
+                        src.as_ptr(),
+                        src.len(),
+                        stride,
+                        w,
+                        h,
+                        dst.as_mut_ptr(),
+                        dst.len(),
+                        dst_stride,
+                        depth.bits,
+                        depth.shift,
+                        self.stripe_rows,
+                        err.as_mut_ptr() as *mut c_char,
+                        err.len(),
+                    )
+                };
+                if rc == 0 {
+                    Ok(())
+                } else {
+                    Err(c_message(&err))
+                }
+            }
+        }
+    }
+
     /// See [`Engine::upscale_luma`].
     pub fn upscale_luma(
         &mut self,
@@ -334,25 +418,10 @@ impl ModelRunner {
         dst: &mut [u8],
         dst_stride: usize,
     ) -> Result<(), String> {
-        // The planes against their geometry, in checked arithmetic: the kernels assert these,
-        // and a frame that fails them is an error here instead of a panic there.
         if w == 0 || h == 0 {
             return Ok(());
         }
-        let s = self.scale();
-        let fits = |len: usize, stride: usize, row: usize, rows: usize| {
-            stride >= row && (rows - 1).checked_mul(stride).and_then(|v| v.checked_add(row)).is_some_and(|n| n <= len)
-        };
-        if !fits(src.len(), stride, w, h) {
-            return Err(format!("luma plane of {} bytes (stride {stride}) too small for {w}x{h}", src.len()));
-        }
-        let (ow, oh) = w.checked_mul(s).zip(h.checked_mul(s)).ok_or_else(|| format!("{w}x{h} at x{s} overflows"))?;
-        if !fits(dst.len(), dst_stride, ow, oh) {
-            return Err(format!(
-                "output luma plane of {} bytes (stride {dst_stride}) too small for {ow}x{oh}",
-                dst.len()
-            ));
-        }
+        self.check_planes((src.len(), stride), w, h, (dst.len(), dst_stride))?;
         match &mut self.inner {
             Inner::Local(e) => {
                 e.upscale_luma(src, stride, w, h, dst, dst_stride);

@@ -11,6 +11,7 @@ use gst::glib;
 
 pub mod backend;
 pub mod caps;
+pub mod meta;
 mod sesrupscale;
 
 pub use sesrupscale::SesrUpscale;

@@ -32,6 +32,7 @@ pub mod int8;
 mod portable;
 
 use crate::pool::Pool;
+use crate::sample::{Depth, Sample};
 use crate::weights::{CollapsedWeights, ConvWeights, Precision};
 use std::sync::OnceLock;
 
@@ -460,6 +461,42 @@ impl NativeSesr {
         ws: &mut [Workspace],
         pool: &Pool,
     ) {
+        self.upscale_samples(src, stride, w, h, dst, dst_stride, Depth::U8, ws, pool)
+    }
+
+    /// As [`upscale`](Self::upscale) for 16-bit samples holding `depth` (e.g. 10-bit video):
+    /// the model on value/(2^bits − 1), rounded back to the same depth, strides in samples.
+    /// Float precisions only (the int8 kernel's input grid is 8-bit).
+    #[allow(clippy::too_many_arguments)]
+    pub fn upscale_u16(
+        &self,
+        src: &[u16],
+        stride: usize,
+        w: usize,
+        h: usize,
+        dst: &mut [u16],
+        dst_stride: usize,
+        depth: Depth,
+        ws: &mut [Workspace],
+        pool: &Pool,
+    ) {
+        assert!(!self.int8, "the int8 kernel takes 8-bit samples");
+        self.upscale_samples(src, stride, w, h, dst, dst_stride, depth, ws, pool)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn upscale_samples<T: Sample>(
+        &self,
+        src: &[T],
+        stride: usize,
+        w: usize,
+        h: usize,
+        dst: &mut [T],
+        dst_stride: usize,
+        depth: Depth,
+        ws: &mut [Workspace],
+        pool: &Pool,
+    ) {
         let s = self.scale;
         assert!(!ws.is_empty(), "at least one workspace");
         if w == 0 || h == 0 {
@@ -474,7 +511,7 @@ impl NativeSesr {
         let bands = ws.len().min(h.div_ceil(4 * r).max(1));
         let xb = self.isa.block_width();
         let cols = w.div_ceil(self.tile_width.saturating_sub(2 * r).max(xb));
-        let src = SrcPlane { data: src, stride };
+        let src = SrcPlane { data: src, stride, depth };
         // Each band gets the destination rows it writes.
         let mut jobs = Vec::with_capacity(bands);
         let mut rest = dst;
@@ -507,12 +544,12 @@ impl NativeSesr {
     }
 
     /// Streams one tile through all layers; `dst` holds the destination from row `dst_row0`.
-    fn run_tile(
+    fn run_tile<T: Sample>(
         &self,
-        src: &SrcPlane,
+        src: &SrcPlane<T>,
         t: &Tile,
         ws: &mut Workspace,
-        dst: &mut [u8],
+        dst: &mut [T],
         dst_row0: usize,
         dst_stride: usize,
     ) {
@@ -526,17 +563,17 @@ impl NativeSesr {
             self.fill(src, t, ws, last, y + 2);
             let Workspace { rings, pads, out, stride, .. } = ws;
             self.compute(rings, pads, last, y, t, out, *stride);
-            // Residual + x, clamp, 8-bit rounding, pixel shuffle into the destination.
+            // Residual + x, clamp, rounding to the sample depth, pixel shuffle into the destination.
             let srow = &src.data[gy * src.stride + t.x0..gy * src.stride + t.x1];
+            let depth = src.depth;
             for dy in 0..s {
                 let o = (gy * s + dy - dst_row0) * dst_stride;
                 let drow = &mut dst[o + t.x0 * s..o + t.x1 * s];
                 for dx in 0..s {
                     let c = self.shuffle[dy * s + dx] * *stride + PAD + t.x0 - t.a;
                     let orow = &out[c..c + n];
-                    for ((d, &v), &y8) in drow.iter_mut().skip(dx).step_by(s).zip(orow).zip(srow) {
-                        let v = (v + y8 as f32 * (1.0 / 255.0)).clamp(0.0, 1.0);
-                        *d = (v * 255.0).round() as u8;
+                    for ((d, &v), &x) in drow.iter_mut().skip(dx).step_by(s).zip(orow).zip(srow) {
+                        *d = depth.from_unit(v + depth.to_unit(x));
                     }
                 }
             }
@@ -544,7 +581,7 @@ impl NativeSesr {
     }
 
     /// Makes ring `l` (the input of layer `l`) hold rows up to `upto` (clipped to the tile).
-    fn fill(&self, src: &SrcPlane, t: &Tile, ws: &mut Workspace, l: usize, upto: usize) {
+    fn fill<T: Sample>(&self, src: &SrcPlane<T>, t: &Tile, ws: &mut Workspace, l: usize, upto: usize) {
         let upto = upto.min(t.ht() - 1);
         while ws.have[l] <= upto {
             let y = ws.have[l];
@@ -554,19 +591,20 @@ impl NativeSesr {
                 let gy = t.ra + y;
                 let row = &src.data[gy * src.stride + t.a..gy * src.stride + t.b];
                 let dst = &mut ws.rings[0].data[slot + PAD..slot + PAD + t.wt()];
+                let depth = src.depth;
                 if self.int8 {
-                    // The pair (2Y − 255, 0): x − ½ exactly, on the 1/510 grid.
+                    // The pair (2Y − 255, 0): x − ½ exactly, on the 1/510 grid (8-bit samples).
                     for (d, &v) in dst.iter_mut().zip(row) {
-                        *d = f32::from_bits((2 * v as i32 - 255) as i16 as u16 as u32);
+                        *d = f32::from_bits((2 * depth.value(v) as i32 - 255) as i16 as u16 as u32);
                     }
                 } else if self.bf16 {
                     // The pair (x − 0.5, 0): the input conv has one channel.
                     for (d, &v) in dst.iter_mut().zip(row) {
-                        *d = f32::from_bits(bf16_bits(v as f32 * (1.0 / 255.0) - 0.5) as u32);
+                        *d = f32::from_bits(bf16_bits(depth.to_unit(v) - 0.5) as u32);
                     }
                 } else {
                     for (d, &v) in dst.iter_mut().zip(row) {
-                        *d = v as f32 * (1.0 / 255.0) - 0.5;
+                        *d = depth.to_unit(v) - 0.5;
                     }
                 }
             } else {
@@ -660,9 +698,10 @@ fn split(len: usize, n: usize, i: usize) -> (usize, usize) {
     (len * i / n, len * (i + 1) / n)
 }
 
-struct SrcPlane<'a> {
-    data: &'a [u8],
+struct SrcPlane<'a, T> {
+    data: &'a [T],
     stride: usize,
+    depth: Depth,
 }
 
 /// Output rectangle `[x0, x1) × [r0, r1)` and the input rectangle `[a, b) × [ra, rb)` it reads.

@@ -16,7 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 /// Version of this ABI; the element refuses a library of another version.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// What to load (all strings NUL-terminated UTF-8; `location` may be null: the embedded model).
 #[repr(C)]
@@ -176,6 +176,49 @@ pub unsafe extern "C" fn sesr_torch_upscale(
         let src = std::slice::from_raw_parts(src, src_len);
         let dst = std::slice::from_raw_parts_mut(dst, dst_len);
         engine.upscale_luma(src, stride, w, ht, dst, dst_stride)?;
+        Ok(0)
+    })
+}
+
+/// As [`sesr_torch_upscale`] for 16-bit samples holding `bits`-bit values from bit `shift` up
+/// (10-bit video); lengths and strides in samples.
+///
+/// # Safety
+/// As [`sesr_torch_upscale`], with `src`/`dst` pointing to `src_len`/`dst_len` samples.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sesr_torch_upscale16(
+    h: *mut c_void,
+    src: *const u16,
+    src_len: usize,
+    stride: usize,
+    w: usize,
+    ht: usize,
+    dst: *mut u16,
+    dst_len: usize,
+    dst_stride: usize,
+    bits: u32,
+    shift: u32,
+    stripe_rows: usize,
+    err: *mut c_char,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, -1, || {
+        let engine = &mut *(h as *mut Engine);
+        let s = engine.scale;
+        if w == 0 || ht == 0 {
+            return Ok(0);
+        }
+        if src_len < (ht - 1) * stride + w || dst_len < (ht * s - 1) * dst_stride + w * s {
+            return Err("plane buffers smaller than their geometry".into());
+        }
+        if !(1..=16).contains(&bits) || shift + bits > 16 {
+            return Err(format!("{bits} bits at bit {shift} do not fit a 16-bit sample"));
+        }
+        engine.stripe_rows = stripe_rows;
+        let src = std::slice::from_raw_parts(src, src_len);
+        let dst = std::slice::from_raw_parts_mut(dst, dst_len);
+        engine.upscale_luma16(src, stride, w, ht, dst, dst_stride, sesr::sample::Depth { bits, shift })?;
         Ok(0)
     })
 }

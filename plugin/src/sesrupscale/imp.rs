@@ -7,6 +7,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use sesr::engine::{ChromaScaler, ChromaSiting};
+use sesr::sample::Depth;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
@@ -41,7 +42,7 @@ impl Default for Settings {
 }
 
 /// The formats `sesrupscale` takes (and gives back, unchanged).
-const FORMATS: [gst_video::VideoFormat; 7] = [
+const FORMATS: [gst_video::VideoFormat; 9] = [
     gst_video::VideoFormat::Nv12,
     gst_video::VideoFormat::Nv21,
     gst_video::VideoFormat::I420,
@@ -49,11 +50,43 @@ const FORMATS: [gst_video::VideoFormat; 7] = [
     gst_video::VideoFormat::Y42b,
     gst_video::VideoFormat::Y444,
     gst_video::VideoFormat::Gray8,
+    gst_video::VideoFormat::P01010le,
+    gst_video::VideoFormat::I42010le,
 ];
+
+/// Where the value sits in a 16-bit sample of the 10-bit formats (`None`: 8-bit samples).
+fn sample_depth(format: gst_video::VideoFormat) -> Option<Depth> {
+    match format {
+        gst_video::VideoFormat::P01010le => Some(Depth::P010),
+        gst_video::VideoFormat::I42010le => Some(Depth::LSB10),
+        _ => None,
+    }
+}
+
+/// A mapped plane's bytes as 16-bit samples (the formats are little-endian, checked at build
+/// time to be the host's order); `None` when the mapping is not 2-byte aligned.
+fn as_u16(b: &[u8]) -> Option<&[u16]> {
+    // SAFETY: any two bytes are a valid u16; `align_to` gives the aligned middle part.
+    let (head, mid, _) = unsafe { b.align_to::<u16>() };
+    head.is_empty().then_some(mid)
+}
+
+fn as_u16_mut(b: &mut [u8]) -> Option<&mut [u16]> {
+    // SAFETY: as `as_u16`.
+    let (head, mid, _) = unsafe { b.align_to_mut::<u16>() };
+    head.is_empty().then_some(mid)
+}
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("the 10-bit formats (P010_10LE, I420_10LE) are read as host-order words: little-endian hosts only");
 
 /// Negotiated geometry of one stream.
 struct Geometry {
     format: gst_video::VideoFormat,
+    /// 16-bit samples and their depth (10-bit formats); `None` for 8-bit formats.
+    depth: Option<Depth>,
+    /// The negotiated input and output, for rescaling metas.
+    infos: (gst_video::VideoInfo, gst_video::VideoInfo),
     /// `None` for GRAY8.
     chroma: Option<Chroma>,
 }
@@ -64,7 +97,7 @@ struct Chroma {
     /// Input and output chroma plane sizes, in samples.
     input: (usize, usize),
     output: (usize, usize),
-    /// Bytes per sample in a plane row: 2 for interleaved UV (NV12, NV21), else 1.
+    /// Samples per chroma sample in a plane row: 2 for interleaved UV (NV12, NV21, P010), else 1.
     step: usize,
 }
 
@@ -121,7 +154,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl SesrUpscale {
     /// Loads the model of the current settings.
     fn load_engine(&self) -> Result<Engine, gst::ErrorMessage> {
-        let settings = lock(&self.settings).clone();
+        self.load_engine_as(None)
+    }
+
+    /// Loads the model of the current settings, in `precision` instead of the setting's.
+    fn load_engine_as(&self, precision: Option<super::SesrPrecision>) -> Result<Engine, gst::ErrorMessage> {
+        let mut settings = lock(&self.settings).clone();
+        if let Some(p) = precision {
+            settings.precision = p;
+        }
         let location = (!settings.model_location.is_empty()).then(|| PathBuf::from(&settings.model_location));
         let engine = Engine::load(
             location.as_deref(),
@@ -338,7 +379,7 @@ impl ElementImpl for SesrUpscale {
             gst::subclass::ElementMetadata::new(
                 "SESR super-resolution upscaler",
                 "Filter/Converter/Video/Scaler",
-                "Upscales YUV video (NV12, NV21, I420, YV12, Y42B, Y444, GRAY8) x2 or x4: luma with a collapsed SESR network (native CPU kernel or libtorch), chroma bicubic",
+                "Upscales YUV video (NV12, NV21, I420, YV12, Y42B, Y444, GRAY8, P010_10LE, I420_10LE) x2 or x4: luma with a collapsed SESR network (native CPU kernel or libtorch), chroma bicubic",
                 "sesr developers",
             )
         });
@@ -404,6 +445,38 @@ impl BaseTransformImpl for SesrUpscale {
         Some(other)
     }
 
+    /// Keeps the input's metas the way GStreamer's scalers do ([`crate::meta::meta_action`]):
+    /// size-dependent ones (regions of interest, crops…) rescaled ×s, the others copied or left
+    /// to the base class. The output's own `GstVideoMeta` describes its layout; the input's is
+    /// never carried over.
+    fn transform_meta<'a>(
+        &self,
+        outbuf: &mut gst::BufferRef,
+        meta: gst::MetaRef<'a, gst::Meta>,
+        inbuf: &'a gst::BufferRef,
+    ) -> bool {
+        use crate::meta::{meta_action, MetaAction};
+        use gst::meta::MetaAPI;
+        if meta.api() == gst_video::VideoMeta::meta_api() {
+            return false;
+        }
+        let tags: Vec<&str> = meta.tags().iter().map(|t| t.as_str()).collect();
+        match meta_action(&tags) {
+            MetaAction::Copy => true,
+            MetaAction::Parent => self.parent_transform_meta(outbuf, meta, inbuf),
+            MetaAction::Scale => {
+                let infos = lock(&self.state).as_ref().and_then(|s| s.geometry.as_ref().map(|g| g.infos.clone()));
+                if let Some((i, o)) = infos {
+                    let t = gst_video::video_meta::VideoMetaTransformScale::new(&i, &o);
+                    if let Err(e) = meta.transform(outbuf, &t) {
+                        gst::debug!(CAT, imp = self, "dropped a {} meta: {e}", meta.api().name());
+                    }
+                }
+                false
+            }
+        }
+    }
+
     fn propose_allocation(
         &self,
         decide_query: Option<&gst::query::Allocation>,
@@ -427,15 +500,41 @@ impl VideoFilterImpl for SesrUpscale {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Format,
-                [
+                (
                     "Interlaced video ({:?}) is not supported: deinterlace it first (e.g. with `deinterlace`)",
                     in_info.interlace_mode()
-                ]
+                )
             );
             return Err(gst::loggable_error!(CAT, "interlaced input refused"));
         }
         let mut state = lock(&self.state);
         let state = state.as_mut().ok_or_else(|| gst::loggable_error!(CAT, "set_info before start"))?;
+        if sample_depth(in_info.format()).is_some() && state.engine.precision() == Some(sesr::weights::Precision::Int8)
+        {
+            // The integer kernel's input grid is 8-bit: `auto` runs 10-bit streams in fp32,
+            // an explicit `int8` is refused with the format named.
+            if lock(&self.settings).precision != super::SesrPrecision::Auto {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    (
+                        "{} is 10-bit video and precision=int8 takes 8-bit samples: use precision=fp32 or auto",
+                        in_info.format().to_str()
+                    )
+                );
+                return Err(gst::loggable_error!(CAT, "int8 with 10-bit input refused"));
+            }
+            gst::info!(
+                CAT,
+                imp = self,
+                "precision=auto: {} is 10-bit, running fp32 instead of int8",
+                in_info.format().to_str()
+            );
+            state.engine = self.load_engine_as(Some(super::SesrPrecision::Fp32)).map_err(|e| {
+                self.post_error_message(e);
+                gst::loggable_error!(CAT, "could not reload the model in fp32")
+            })?;
+        }
         let s = state.engine.scale() as u32;
         // Sizes are checked here, at caps time: an output the element cannot produce (an 8K
         // input at x4) is an element error with the sizes, before any frame.
@@ -458,7 +557,10 @@ impl VideoFilterImpl for SesrUpscale {
             let (w, h, ow, oh) = (in_info.width() as usize, in_info.height() as usize, ow as usize, oh as usize);
             let input = (w.div_ceil(sx), h.div_ceil(sy));
             let output = (ow.div_ceil(sx), oh.div_ceil(sy));
-            let interleaved = matches!(in_info.format(), gst_video::VideoFormat::Nv12 | gst_video::VideoFormat::Nv21);
+            let interleaved = matches!(
+                in_info.format(),
+                gst_video::VideoFormat::Nv12 | gst_video::VideoFormat::Nv21 | gst_video::VideoFormat::P01010le
+            );
             Chroma {
                 scaler: ChromaScaler::with_subsampling(
                     input.0,
@@ -475,7 +577,12 @@ impl VideoFilterImpl for SesrUpscale {
                 step: if interleaved { 2 } else { 1 },
             }
         });
-        state.geometry = Some(Geometry { format: in_info.format(), chroma });
+        state.geometry = Some(Geometry {
+            format: in_info.format(),
+            depth: sample_depth(in_info.format()),
+            infos: (in_info.clone(), out_info.clone()),
+            chroma,
+        });
         gst::info!(
             CAT,
             imp = self,
@@ -524,7 +631,28 @@ impl VideoFilterImpl for SesrUpscale {
         };
         let y_in = inframe.plane_data(0).map_err(map_err)?;
         let y_out = outframe.plane_data_mut(0).map_err(map_err)?;
-        if let Err(e) = engine.upscale_luma(y_in, in_strides[0], w, h, y_out, out_strides[0]) {
+        // 16-bit formats: planes as words, strides in samples.
+        let even = |strides: &[usize; 3]| strides.iter().all(|s| s % 2 == 0);
+        let (bps, depth) = match geometry.depth {
+            Some(d) if even(&in_strides) && even(&out_strides) => (2, Some(d)),
+            Some(_) => {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("10-bit planes with odd row strides"));
+                return Err(gst::FlowError::Error);
+            }
+            None => (1, None),
+        };
+        let unaligned = || {
+            gst::element_imp_error!(self, gst::StreamError::Format, ("10-bit plane not aligned to 16-bit samples"));
+            gst::FlowError::Error
+        };
+        let luma = match depth {
+            None => engine.upscale_luma(y_in, in_strides[0], w, h, y_out, out_strides[0]),
+            Some(d) => {
+                let (a, b) = (as_u16(y_in).ok_or_else(unaligned)?, as_u16_mut(y_out).ok_or_else(unaligned)?);
+                engine.upscale_luma16(a, in_strides[0] / 2, w, h, b, out_strides[0] / 2, d)
+            }
+        };
+        if let Err(e) = luma {
             let model = lock(&self.settings).model_location.clone();
             let model = if model.is_empty() { "the embedded model".to_string() } else { model };
             gst::element_imp_error!(self, gst::LibraryError::Failed, ("SESR inference ({}) failed: {}", model, e));
@@ -545,37 +673,57 @@ impl VideoFilterImpl for SesrUpscale {
         };
         match geometry.format {
             // Interleaved chroma: both orders (UV, VU) are scaled alike.
-            gst_video::VideoFormat::Nv12 | gst_video::VideoFormat::Nv21 => {
+            gst_video::VideoFormat::Nv12 | gst_video::VideoFormat::Nv21 | gst_video::VideoFormat::P01010le => {
                 let uv_in = inframe.plane_data(1).map_err(map_err)?;
                 let uv_out = outframe.plane_data_mut(1).map_err(map_err)?;
-                if !plane_fits(uv_in.len(), in_strides[1], iw * step, ih) {
+                if !plane_fits(uv_in.len(), in_strides[1], iw * step * bps, ih) {
                     return Err(too_small("input", 1));
                 }
-                if !plane_fits(uv_out.len(), out_strides[1], ow * step, oh) {
+                if !plane_fits(uv_out.len(), out_strides[1], ow * step * bps, oh) {
                     return Err(too_small("output", 1));
                 }
-                chroma.scaler.scale_interleaved(uv_in, in_strides[1], uv_out, out_strides[1]);
+                match depth {
+                    None => chroma.scaler.scale_interleaved(uv_in, in_strides[1], uv_out, out_strides[1]),
+                    Some(d) => {
+                        let (a, b) = (as_u16(uv_in).ok_or_else(unaligned)?, as_u16_mut(uv_out).ok_or_else(unaligned)?);
+                        chroma.scaler.scale_interleaved_samples(a, in_strides[1] / 2, b, out_strides[1] / 2, d);
+                    }
+                }
             }
             _ => {
                 let u_in = inframe.plane_data(1).map_err(map_err)?;
                 let v_in = inframe.plane_data(2).map_err(map_err)?;
                 let (u_out, v_out) = two_planes_mut(outframe, 1, 2).map_err(map_err)?;
                 for (plane, len) in [(1, u_in.len()), (2, v_in.len())] {
-                    if !plane_fits(len, in_strides[plane], iw, ih) {
+                    if !plane_fits(len, in_strides[plane], iw * bps, ih) {
                         return Err(too_small("input", plane));
                     }
                 }
                 for (plane, len) in [(1, u_out.len()), (2, v_out.len())] {
-                    if !plane_fits(len, out_strides[plane], ow, oh) {
+                    if !plane_fits(len, out_strides[plane], ow * bps, oh) {
                         return Err(too_small("output", plane));
                     }
                 }
-                chroma.scaler.scale_planes(
-                    (u_in, in_strides[1]),
-                    (v_in, in_strides[2]),
-                    (u_out, out_strides[1]),
-                    (v_out, out_strides[2]),
-                );
+                match depth {
+                    None => chroma.scaler.scale_planes(
+                        (u_in, in_strides[1]),
+                        (v_in, in_strides[2]),
+                        (u_out, out_strides[1]),
+                        (v_out, out_strides[2]),
+                    ),
+                    Some(d) => {
+                        let (ui, vi) = (as_u16(u_in).ok_or_else(unaligned)?, as_u16(v_in).ok_or_else(unaligned)?);
+                        let (uo, vo) =
+                            (as_u16_mut(u_out).ok_or_else(unaligned)?, as_u16_mut(v_out).ok_or_else(unaligned)?);
+                        chroma.scaler.scale_planes_samples(
+                            (ui, in_strides[1] / 2),
+                            (vi, in_strides[2] / 2),
+                            (uo, out_strides[1] / 2),
+                            (vo, out_strides[2] / 2),
+                            d,
+                        );
+                    }
+                }
             }
         }
         Ok(gst::FlowSuccess::Ok)

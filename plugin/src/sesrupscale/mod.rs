@@ -1,13 +1,16 @@
 //! # `sesrupscale`
 //!
-//! Upscales NV12 or I420 video by the scale of a collapsed SESR model (×2 or ×4): the luma
-//! plane through the model (native AVX-512 code or libtorch on CPU, libtorch on CUDA), the
-//! chroma planes bicubically, respecting
-//! the chroma siting of the caps. Output format equals input format; width and height are
-//! multiplied by the model's scale; pixel-aspect-ratio, framerate, colorimetry and chroma-site
-//! are carried over. The default model (SESR-M5 ×2) is compiled into the plugin. Output sides
-//! are at most 16384 pixels (`caps::MAX_OUTPUT_SIDE`): a larger output (an 8K input at ×4) is
-//! refused at caps time with an element error giving the sizes.
+//! Upscales YUV video by the scale of a collapsed SESR model (×2 or ×4): the luma plane
+//! through the model (the native CPU kernel — AVX-512, AVX2 or portable, fp32/bf16/int8 — or
+//! libtorch on the CPU or CUDA), the chroma planes bicubically, respecting the chroma siting of
+//! the caps. Formats: NV12, NV21, I420, YV12, Y42B, Y444, GRAY8 and the 10-bit P010_10LE and
+//! I420_10LE (kept at 10 bits throughout). Output format equals input format; width and height
+//! are multiplied by the model's scale; pixel-aspect-ratio, framerate, colorimetry, chroma-site
+//! and the HDR fields (`mastering-display-info`, `content-light-level`) are carried over, and
+//! metas are kept as `videoconvertscale` keeps them (regions of interest and crops rescaled).
+//! The default model (SESR-M5 ×2) is compiled into the plugin. Output sides are at most 16384
+//! pixels (`caps::MAX_OUTPUT_SIDE`): a larger output (an 8K input at ×4) is refused at caps
+//! time with an element error giving the sizes.
 //!
 //! Errors never panic the streaming thread: a model that cannot load (missing, corrupt,
 //! incompatible, non-finite weights, a sidecar that disagrees with its weights) is an element
@@ -19,13 +22,16 @@
 //!     ! sesrupscale ! videoconvert ! autovideosink
 //! gst-launch-1.0 videotestsrc ! video/x-raw,width=640,height=360,format=I420 \
 //!     ! sesrupscale model-location=my_model.pt device=cuda ! fakesink
+//! gst-launch-1.0 videotestsrc ! video/x-raw,width=960,height=540,format=P010_10LE \
+//!     ! sesrupscale model-location=models/sesr_m5_x4.pt ! video/x-raw,width=3840,height=2160 ! fakesink
 //! ```
 //!
 //! Properties: `model-location` (TorchScript file; empty = embedded default), `device`
 //! (`auto`, `cpu`, `cuda`, `cuda:N`), `backend` (`auto`, `native`, `libtorch`: the native
-//! backend needs AVX-512F and the `.safetensors` weights that `trainer export` writes beside
-//! the `.pt`), `precision` (`fp32`, `bf16`: native backend on AVX512-BF16), `num-threads` (CPU threads, 0 = all cores), `stripe-rows` (libtorch stripes),
-//! read-only `scale` and `active-backend`. Model-affecting properties can be changed in NULL
+//! backend runs on every CPU from the `.safetensors` weights that `trainer export` writes beside
+//! the `.pt`), `precision` (`fp32`; `bf16` on AVX512-BF16; `int8` for models with an int8
+//! calibration, 8-bit video; `auto`), `num-threads` (CPU threads, 0 = all cores),
+//! `stripe-rows` (libtorch stripes), read-only `scale`, `active-backend` and `active-isa`. Model-affecting properties can be changed in NULL
 //! and READY.
 
 use gst::glib;
