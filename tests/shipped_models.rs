@@ -41,8 +41,9 @@ fn gain(model: &str, precision: Precision) -> (f64, f64) {
 
 #[test]
 fn shipped_models_beat_bicubic_on_photos_in_fp32_and_int8() {
-    // Minimum mean gains: about half of what the models measured when shipped (see the
-    // printout), far above what a damaged model keeps.
+    // Minimum mean gains: about half of what the models measured when shipped (+2.25, +2.05,
+    // +1.91, +1.74 and +1.12 dB on the four photos; int8 within 0.015 dB of fp32), far above
+    // what a damaged model keeps.
     for (model, min_gain) in
         [("sesr_m5_x2", 0.6), ("sesr_m3_x2", 0.5), ("sesr_m3_x2_f12", 0.4), ("sesr_m3_x2_f8", 0.3), ("sesr_m5_x4", 0.4)]
     {
@@ -53,7 +54,7 @@ fn shipped_models_beat_bicubic_on_photos_in_fp32_and_int8() {
         if calibrated {
             let (g8, p8) = gain(model, Precision::Int8);
             eprintln!("{model}: int8 mean {p8:.3} dB, +{g8:.3} dB over bicubic");
-            assert!(g32 - g8 <= 0.1, "{model}: int8 loses {:.3} dB against fp32 (expected ≤ 0.1)", g32 - g8);
+            assert!(g32 - g8 <= 0.05, "{model}: int8 loses {:.3} dB against fp32 (expected ≤ 0.05)", g32 - g8);
         }
     }
 }
