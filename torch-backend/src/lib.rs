@@ -78,6 +78,13 @@ unsafe fn text(p: *const c_char) -> Result<Option<String>, String> {
     CStr::from_ptr(p).to_str().map(|s| Some(s.to_string())).map_err(|_| "a string is not UTF-8".to_string())
 }
 
+/// Whether `len` samples with rows of `stride` hold `h·s` rows of `w·s` samples (checked
+/// arithmetic: sizes from a caller are never trusted to multiply without overflow).
+fn plane_fits(len: usize, stride: usize, w: usize, h: usize, s: usize) -> bool {
+    let (Some(row), Some(rows)) = (w.checked_mul(s), h.checked_mul(s)) else { return false };
+    stride >= row && (rows - 1).checked_mul(stride).and_then(|n| n.checked_add(row)).is_some_and(|n| n <= len)
+}
+
 #[no_mangle]
 pub extern "C" fn sesr_torch_abi_version() -> u32 {
     ABI_VERSION
@@ -169,7 +176,7 @@ pub unsafe extern "C" fn sesr_torch_upscale(
         if w == 0 || ht == 0 {
             return Ok(0);
         }
-        if src_len < (ht - 1) * stride + w || dst_len < (ht * s - 1) * dst_stride + w * s {
+        if !plane_fits(src_len, stride, w, ht, 1) || !plane_fits(dst_len, dst_stride, w, ht, s) {
             return Err("plane buffers smaller than their geometry".into());
         }
         engine.stripe_rows = stripe_rows;
@@ -209,7 +216,7 @@ pub unsafe extern "C" fn sesr_torch_upscale16(
         if w == 0 || ht == 0 {
             return Ok(0);
         }
-        if src_len < (ht - 1) * stride + w || dst_len < (ht * s - 1) * dst_stride + w * s {
+        if !plane_fits(src_len, stride, w, ht, 1) || !plane_fits(dst_len, dst_stride, w, ht, s) {
             return Err("plane buffers smaller than their geometry".into());
         }
         if !(1..=16).contains(&bits) || shift + bits > 16 {

@@ -379,7 +379,7 @@ impl ElementImpl for SesrUpscale {
             gst::subclass::ElementMetadata::new(
                 "SESR super-resolution upscaler",
                 "Filter/Converter/Video/Scaler",
-                "Upscales YUV video (NV12, NV21, I420, YV12, Y42B, Y444, GRAY8, P010_10LE, I420_10LE) x2 or x4: luma with a collapsed SESR network (native CPU kernel or libtorch), chroma bicubic",
+                "Upscales YUV video (NV12, NV21, I420, YV12, Y42B, Y444, GRAY8, P010_10LE, I420_10LE) x2 or x4: luma with a collapsed SESR network (native CPU kernel or libtorch), chroma bicubic. Example: gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! sesrupscale ! videoconvert ! autovideosink",
                 "sesr developers",
             )
         });
