@@ -83,6 +83,16 @@ struct TorchLib {
     _lib: &'static libloading::Library,
 }
 
+/// Runs a call into the libtorch backend that returns 0 on success and otherwise writes its
+/// reason into the message buffer it is given.
+fn with_message(call: impl FnOnce(*mut c_char, usize) -> i32) -> Result<(), String> {
+    let mut err = vec![0u8; 1024];
+    match call(err.as_mut_ptr() as *mut c_char, err.len()) {
+        0 => Ok(()),
+        _ => Err(c_message(&err)),
+    }
+}
+
 /// The NUL-terminated message the library wrote into `buf`.
 fn c_message(buf: &[u8]) -> String {
     String::from_utf8_lossy(&buf[..buf.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned()
@@ -378,10 +388,9 @@ impl ModelRunner {
         self.check_planes((src.len(), stride), w, h, (dst.len(), dst_stride))?;
         match &mut self.inner {
             Inner::Local(e) => e.upscale_luma16(src, stride, w, h, dst, dst_stride, depth),
-            Inner::Remote(r) => {
-                let mut err = vec![0u8; 1024];
+            Inner::Remote(r) => with_message(|err, err_len| {
                 // SAFETY: the handle is ours (`&mut self`), the slices' lengths are passed along.
-                let rc = unsafe {
+                unsafe {
                     (r.lib.upscale16)(
                         r.handle,
                         src.as_ptr(),
@@ -395,16 +404,11 @@ impl ModelRunner {
                         depth.bits,
                         depth.shift,
                         self.stripe_rows,
-                        err.as_mut_ptr() as *mut c_char,
-                        err.len(),
+                        err,
+                        err_len,
                     )
-                };
-                if rc == 0 {
-                    Ok(())
-                } else {
-                    Err(c_message(&err))
                 }
-            }
+            }),
         }
     }
 
@@ -427,10 +431,9 @@ impl ModelRunner {
                 e.upscale_luma(src, stride, w, h, dst, dst_stride);
                 Ok(())
             }
-            Inner::Remote(r) => {
-                let mut err = vec![0u8; 1024];
+            Inner::Remote(r) => with_message(|err, err_len| {
                 // SAFETY: the handle is ours (`&mut self`), the slices' lengths are passed along.
-                let rc = unsafe {
+                unsafe {
                     (r.lib.upscale)(
                         r.handle,
                         src.as_ptr(),
@@ -442,16 +445,11 @@ impl ModelRunner {
                         dst.len(),
                         dst_stride,
                         self.stripe_rows,
-                        err.as_mut_ptr() as *mut c_char,
-                        err.len(),
+                        err,
+                        err_len,
                     )
-                };
-                if rc == 0 {
-                    Ok(())
-                } else {
-                    Err(c_message(&err))
                 }
-            }
+            }),
         }
     }
 }

@@ -170,21 +170,52 @@ pub unsafe extern "C" fn sesr_torch_upscale(
     err: *mut c_char,
     err_len: usize,
 ) -> i32 {
+    let planes = Planes { src, src_len, stride, w, ht, dst, dst_len, dst_stride, stripe_rows };
     guarded(err, err_len, -1, || {
+        planes.run(h, |engine, src, dst| engine.upscale_luma(src, stride, w, ht, dst, dst_stride))
+    })
+}
+
+/// The arguments every upscale call shares, checked before a plane is touched.
+struct Planes<T> {
+    src: *const T,
+    src_len: usize,
+    stride: usize,
+    w: usize,
+    ht: usize,
+    dst: *mut T,
+    dst_len: usize,
+    dst_stride: usize,
+    stripe_rows: usize,
+}
+
+impl<T> Planes<T> {
+    /// Checks the planes against their geometry and runs `f` on the handle's engine with them.
+    ///
+    /// # Safety
+    /// As the `sesr_torch_upscale*` functions: `h` from [`sesr_torch_open`], the pointers to
+    /// `src_len`/`dst_len` samples.
+    unsafe fn run(
+        &self,
+        h: *mut c_void,
+        f: impl FnOnce(&mut Engine, &[T], &mut [T]) -> Result<(), String>,
+    ) -> Result<i32, String> {
         let engine = &mut *(h as *mut Engine);
         let s = engine.scale;
-        if w == 0 || ht == 0 {
+        if self.w == 0 || self.ht == 0 {
             return Ok(0);
         }
-        if !plane_fits(src_len, stride, w, ht, 1) || !plane_fits(dst_len, dst_stride, w, ht, s) {
+        if !plane_fits(self.src_len, self.stride, self.w, self.ht, 1)
+            || !plane_fits(self.dst_len, self.dst_stride, self.w, self.ht, s)
+        {
             return Err("plane buffers smaller than their geometry".into());
         }
-        engine.stripe_rows = stripe_rows;
-        let src = std::slice::from_raw_parts(src, src_len);
-        let dst = std::slice::from_raw_parts_mut(dst, dst_len);
-        engine.upscale_luma(src, stride, w, ht, dst, dst_stride)?;
+        engine.stripe_rows = self.stripe_rows;
+        let src = std::slice::from_raw_parts(self.src, self.src_len);
+        let dst = std::slice::from_raw_parts_mut(self.dst, self.dst_len);
+        f(engine, src, dst)?;
         Ok(0)
-    })
+    }
 }
 
 /// As [`sesr_torch_upscale`] for 16-bit samples holding `bits`-bit values from bit `shift` up
@@ -210,23 +241,13 @@ pub unsafe extern "C" fn sesr_torch_upscale16(
     err: *mut c_char,
     err_len: usize,
 ) -> i32 {
+    let planes = Planes { src, src_len, stride, w, ht, dst, dst_len, dst_stride, stripe_rows };
     guarded(err, err_len, -1, || {
-        let engine = &mut *(h as *mut Engine);
-        let s = engine.scale;
-        if w == 0 || ht == 0 {
-            return Ok(0);
-        }
-        if !plane_fits(src_len, stride, w, ht, 1) || !plane_fits(dst_len, dst_stride, w, ht, s) {
-            return Err("plane buffers smaller than their geometry".into());
-        }
         if !(1..=16).contains(&bits) || shift + bits > 16 {
             return Err(format!("{bits} bits at bit {shift} do not fit a 16-bit sample"));
         }
-        engine.stripe_rows = stripe_rows;
-        let src = std::slice::from_raw_parts(src, src_len);
-        let dst = std::slice::from_raw_parts_mut(dst, dst_len);
-        engine.upscale_luma16(src, stride, w, ht, dst, dst_stride, sesr::sample::Depth { bits, shift })?;
-        Ok(0)
+        let depth = sesr::sample::Depth { bits, shift };
+        planes.run(h, |engine, src, dst| engine.upscale_luma16(src, stride, w, ht, dst, dst_stride, depth))
     })
 }
 
