@@ -429,14 +429,10 @@ fn native_model(o: &EngineOptions) -> Result<(NativeSesr, bool), String> {
     };
     let int8 = o.precision == Precision::Int8 || (o.auto_int8 && o.precision == Precision::Fp32);
     let calibration = if int8 {
-        let text = match o.location {
-            None => DEFAULT_SIDECAR.to_string(),
-            Some(p) => {
-                let j = crate::weights::sidecar_paths(p).0;
-                std::fs::read_to_string(&j).map_err(|e| format!("{}: {e}", j.display()))?
-            }
-        };
-        crate::native::int8::Int8Calibration::from_sidecar(&text)?
+        exported.int8.clone().map_err(|e| match o.location {
+            Some(p) => format!("{}: {e}", crate::weights::sidecar_paths(p).0.display()),
+            None => e,
+        })?
     } else {
         None
     };
@@ -1082,6 +1078,12 @@ mod tests {
         std::fs::write(dir.join("m.json"), sidecar.to_string()).unwrap();
         let e = Engine::load_with(&EngineOptions { precision: Precision::Int8, ..o }).err().unwrap();
         assert!(e.contains("activation quantisations"), "{e}");
+        // A damaged calibration: fp32 still loads; int8 is an error naming the sidecar.
+        sidecar["int8"] = serde_json::json!("not a calibration");
+        std::fs::write(dir.join("m.json"), sidecar.to_string()).unwrap();
+        assert_eq!(run(&o).0, Some(Precision::Fp32));
+        let e = Engine::load_with(&EngineOptions { precision: Precision::Int8, ..o }).err().unwrap();
+        assert!(e.contains("m.json") && e.contains("int8 calibration"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 

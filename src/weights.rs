@@ -182,6 +182,9 @@ pub struct ExportedWeights {
     /// `Some(true)` both files are as exported, `Some(false)` one changed since, `None` the
     /// sidecar has no digests (or no TorchScript file was given).
     pub digests_match: Option<bool>,
+    /// The int8 calibration `trainer calibrate` stored in the sidecar (`Ok(None)`: none); a
+    /// damaged one is an error only for the int8 path that needs it.
+    pub int8: Result<Option<crate::native::int8::Int8Calibration>, String>,
 }
 
 /// `X.json` and `X.safetensors` beside `X.pt`.
@@ -202,7 +205,8 @@ impl ExportedWeights {
             (Some(pt), Some((dp, dw))) => Some(sha256_hex(pt) == dp && sha256_hex(weights) == dw),
             _ => None,
         };
-        Ok(ExportedWeights { weights: weights_model, precision, digests_match })
+        let int8 = crate::native::int8::Int8Calibration::from_sidecar(sidecar);
+        Ok(ExportedWeights { weights: weights_model, precision, digests_match, int8 })
     }
 
     /// The weights beside `pt`, with its digests compared when `check_pt` (reads `pt`). Errors

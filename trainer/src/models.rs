@@ -94,22 +94,17 @@ impl Upscaler {
     /// The model at `path` (checkpoint folder, or exported `.pt` with its `.safetensors` and
     /// `.json` beside it) in the native kernel at `precision`.
     pub fn load_native(path: &Path, precision: sesr::model::Precision, calib: &[std::path::PathBuf]) -> Result<Self> {
-        let weights = if path.is_dir() {
-            load_checkpoint(path, Device::Cpu)?.to_weights()?
+        let (weights, stored) = if path.is_dir() {
+            (load_checkpoint(path, Device::Cpu)?.to_weights()?, Ok(None))
         } else {
-            sesr::weights::ExportedWeights::read(path, false).with_context(|| format!("{}", path.display()))?.weights
+            let e = sesr::weights::ExportedWeights::read(path, false).with_context(|| format!("{}", path.display()))?;
+            let j = sesr::weights::sidecar_paths(path).0;
+            (e.weights, e.int8.map_err(|err| anyhow::anyhow!("{}: {err}", j.display())))
         };
         let net = if precision == sesr::model::Precision::Int8 {
             // The calibration `trainer calibrate` stored in an exported model's sidecar, unless
             // `--calib` asks for a fresh one.
-            let stored = match path.is_file() && calib.is_empty() {
-                true => {
-                    let j = sesr::weights::sidecar_paths(path).0;
-                    let text = std::fs::read_to_string(&j).with_context(|| format!("{}", j.display()))?;
-                    sesr::native::int8::Int8Calibration::from_sidecar(&text).map_err(anyhow::Error::msg)?
-                }
-                false => None,
-            };
+            let stored = if calib.is_empty() { stored? } else { None };
             let acts = match stored {
                 Some(c) => c.activations,
                 None => calibrate(&weights, calib)?,

@@ -156,6 +156,12 @@ fn train_resume_export_eval_upscale() {
             serde_json::from_str(&std::fs::read_to_string(d.join("m3.json")).unwrap()).unwrap();
         let layers = side["int8"]["activations"].as_array().unwrap();
         assert_eq!(layers.len(), side["config"]["m"].as_u64().unwrap() as usize + 2);
+        // …and `eval --native int8` then runs from it without --calib.
+        let o = trainer(&["eval", data_s, "--model", pt.to_str().unwrap(), "--json", "--native", "int8"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let stored = j["sets"][0]["psnr_y"].as_f64().unwrap();
+        assert!((stored - native).abs() < 1.0, "int8 from the sidecar {stored} vs native fp32 {native}");
         let o = trainer(&["calibrate", pt.to_str().unwrap(), "--calib", d.join("nothing-here").to_str().unwrap()]);
         assert!(!o.status.success() && text(&o).contains("nothing-here"), "{}", text(&o));
         // The export's sidecar records the digests the element trusts the weights by.
