@@ -16,7 +16,7 @@
 
 use crate::native::{Isa, NativeSesr, Workspace};
 use crate::pool::Pool;
-use crate::resize::{resize_rows, Contributions, U8Layout};
+use crate::resize::{resize_plane_samples, resize_rows, Contributions, U8Layout};
 use crate::sample::{Depth, Sample};
 use crate::weights::{ExportedWeights, Precision};
 use std::path::Path;
@@ -839,9 +839,7 @@ impl ChromaScaler {
         dst_stride: usize,
         depth: Depth,
     ) {
-        let rows = 0..self.v.out_len;
-        let (sl, dl) = (U8Layout::plane(stride), U8Layout::plane(dst_stride));
-        resize_rows(src, sl, dst, dl, &self.h, &self.v, rows, depth, &mut self.tmp[0]);
+        resize_plane_samples(src, stride, dst, dst_stride, &self.h, &self.v, depth, &mut self.tmp[0]);
     }
 
     /// Both planes of I420 (`(data, stride)` each).
@@ -866,11 +864,10 @@ impl ChromaScaler {
     ) {
         let (h, vc) = (&self.h, &self.v);
         let [t0, t1] = &mut self.tmp;
-        let one = |src: &[T], stride: usize, dst: &mut [T], dst_stride: usize, tmp: &mut Vec<f32>| {
-            let (sl, dl) = (U8Layout::plane(stride), U8Layout::plane(dst_stride));
-            resize_rows(src, sl, dst, dl, h, vc, 0..vc.out_len, depth, tmp)
-        };
-        self.pool.join(|| one(u.0, u.1, du.0, du.1, t0), || one(v.0, v.1, dv.0, dv.1, t1));
+        self.pool.join(
+            || resize_plane_samples(u.0, u.1, du.0, du.1, h, vc, depth, t0),
+            || resize_plane_samples(v.0, v.1, dv.0, dv.1, h, vc, depth, t1),
+        );
     }
 
     /// An interleaved UV plane (NV12), read and written interleaved; output rows split between

@@ -204,8 +204,23 @@ pub fn resize_u8(
     v: &Contributions,
     tmp: &mut Vec<f32>,
 ) {
+    resize_plane_samples(src, src_stride, dst, dst_stride, h, v, Depth::U8, tmp)
+}
+
+/// As [`resize_u8`] for samples of any [`Sample`] type holding `depth` (strides in samples).
+#[allow(clippy::too_many_arguments)]
+pub fn resize_plane_samples<T: Sample>(
+    src: &[T],
+    src_stride: usize,
+    dst: &mut [T],
+    dst_stride: usize,
+    h: &Contributions,
+    v: &Contributions,
+    depth: Depth,
+    tmp: &mut Vec<f32>,
+) {
     let rows = 0..v.out_len;
-    resize_u8_rows(src, U8Layout::plane(src_stride), dst, U8Layout::plane(dst_stride), h, v, rows, tmp);
+    resize_rows(src, U8Layout::plane(src_stride), dst, U8Layout::plane(dst_stride), h, v, rows, depth, tmp);
 }
 
 /// Output rows `rows` of [`resize_u8`] with general layouts; `dst` starts at output row

@@ -164,6 +164,18 @@ fn backends() -> Vec<&'static str> {
     vec!["native", "libtorch"]
 }
 
+/// A harness around `sesrupscale` with two worker threads and `backend`, its source caps set.
+fn two_thread_harness(backend: &str, caps: &str) -> gst_check::Harness {
+    let el = gst::ElementFactory::make("sesrupscale")
+        .property("num-threads", 2u32)
+        .property_from_str("backend", backend)
+        .build()
+        .unwrap();
+    let mut hs = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+    hs.set_src_caps_str(caps);
+    hs
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_harness_case(
     format: gst_video::VideoFormat,
@@ -485,13 +497,7 @@ fn more_yuv_layouts() {
     let chroma_value = |x: usize, y: usize, c: usize| img.get_pixel(100 + x as u32, 60 + y as u32).0[c * 2];
     let cases = backends().into_iter().flat_map(|b| [F::Nv21, F::Yv12, F::Y42b, F::Y444, F::Gray8].map(|f| (b, f)));
     for (backend, format) in cases {
-        let el = gst::ElementFactory::make("sesrupscale")
-            .property("num-threads", 2u32)
-            .property_from_str("backend", backend)
-            .build()
-            .unwrap();
-        let mut hs = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
-        hs.set_src_caps_str(&caps_str(format.to_str(), w, h, "jpeg"));
+        let mut hs = two_thread_harness(backend, &caps_str(format.to_str(), w, h, "jpeg"));
         let info = gst_video::VideoInfo::builder(format, w as u32, h as u32).build().unwrap();
         let mut buf = gst::Buffer::with_size(info.size()).unwrap();
         // Input planes: luma from the photo, each chroma component from another of its channels.
@@ -933,105 +939,97 @@ fn ten_bit_formats() {
         .flat_map(|(b, f)| [(64usize, 48usize), (37, 23)].map(|size| (b, f, size)));
     for (backend, (format, shift), (w, h)) in cases {
         let photo = photo_frame(w, h, 150, 120);
-        {
-            let el = gst::ElementFactory::make("sesrupscale")
-                .property("num-threads", 2u32)
-                .property_from_str("backend", backend)
-                .build()
-                .unwrap();
-            let mut hs = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
-            hs.set_src_caps_str(&format!(
+        let mut hs = two_thread_harness(
+            backend,
+            &format!(
                 "video/x-raw,format={},width={w},height={h},framerate=30/1,chroma-site=jpeg,{hdr}",
                 format.to_str()
-            ));
-            let info = gst_video::VideoInfo::builder(format, w as u32, h as u32).build().unwrap();
-            let mut buf = gst::Buffer::with_size(info.size()).unwrap();
-            let word = |v: u8| (to10(v) << shift).to_le_bytes();
-            {
-                let b = buf.get_mut().unwrap();
-                b.set_pts(gst::ClockTime::ZERO);
-                let mut fr = gst_video::VideoFrameRef::from_buffer_ref_writable(b, &info).unwrap();
-                let st: Vec<usize> = fr.plane_stride().iter().map(|&s| s as usize).collect();
-                let y = fr.plane_data_mut(0).unwrap();
-                for r in 0..h {
-                    for x in 0..w {
-                        y[r * st[0] + 2 * x..][..2].copy_from_slice(&word(photo.y[r * w + x]));
+            ),
+        );
+        let info = gst_video::VideoInfo::builder(format, w as u32, h as u32).build().unwrap();
+        let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+        let word = |v: u8| (to10(v) << shift).to_le_bytes();
+        {
+            let b = buf.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::ZERO);
+            let mut fr = gst_video::VideoFrameRef::from_buffer_ref_writable(b, &info).unwrap();
+            let st: Vec<usize> = fr.plane_stride().iter().map(|&s| s as usize).collect();
+            let y = fr.plane_data_mut(0).unwrap();
+            for r in 0..h {
+                for x in 0..w {
+                    y[r * st[0] + 2 * x..][..2].copy_from_slice(&word(photo.y[r * w + x]));
+                }
+            }
+            let (cw, ch) = (photo.cw(), photo.ch());
+            if format == F::P01010le {
+                let uv = fr.plane_data_mut(1).unwrap();
+                for r in 0..ch {
+                    for x in 0..cw {
+                        uv[r * st[1] + 4 * x..][..2].copy_from_slice(&word(photo.u[r * cw + x]));
+                        uv[r * st[1] + 4 * x + 2..][..2].copy_from_slice(&word(photo.v[r * cw + x]));
                     }
                 }
-                let (cw, ch) = (photo.cw(), photo.ch());
-                if format == F::P01010le {
-                    let uv = fr.plane_data_mut(1).unwrap();
+            } else {
+                for (p, data) in [(1u32, &photo.u), (2, &photo.v)] {
+                    let d = fr.plane_data_mut(p).unwrap();
                     for r in 0..ch {
                         for x in 0..cw {
-                            uv[r * st[1] + 4 * x..][..2].copy_from_slice(&word(photo.u[r * cw + x]));
-                            uv[r * st[1] + 4 * x + 2..][..2].copy_from_slice(&word(photo.v[r * cw + x]));
-                        }
-                    }
-                } else {
-                    for (p, data) in [(1u32, &photo.u), (2, &photo.v)] {
-                        let d = fr.plane_data_mut(p).unwrap();
-                        for r in 0..ch {
-                            for x in 0..cw {
-                                d[r * st[p as usize] + 2 * x..][..2].copy_from_slice(&word(data[r * cw + x]));
-                            }
+                            d[r * st[p as usize] + 2 * x..][..2].copy_from_slice(&word(data[r * cw + x]));
                         }
                     }
                 }
             }
-            let out = hs.push_and_pull(buf).unwrap();
-            let ctx = format!("{format:?} {backend} {w}x{h}");
-            let caps = hs.sinkpad().unwrap().current_caps().unwrap();
-            let s = caps.structure(0).unwrap();
-            assert_eq!(s.get::<&str>("format").unwrap(), format.to_str(), "{ctx}");
-            assert_eq!((s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap()), (2 * w as i32, 2 * h as i32));
-            assert_eq!(s.get::<&str>("colorimetry").unwrap(), "bt2100-pq", "{ctx}");
-            assert_eq!(s.get::<&str>("content-light-level").unwrap(), "1000:400", "{ctx}");
-            assert!(s.get::<&str>("mastering-display-info").unwrap().starts_with("35400:14600"), "{ctx}");
-            assert_eq!(hs.element().unwrap().property::<String>("active-backend"), backend);
-            let oinfo = gst_video::VideoInfo::from_caps(&caps).unwrap();
-            let fr = gst_video::VideoFrame::from_buffer_readable(out, &oinfo).unwrap();
-            let st: Vec<usize> = fr.plane_stride().iter().map(|&s| s as usize).collect();
-            let sample = |p: u32, r: usize, byte: usize| {
-                let d = fr.plane_data(p).unwrap();
-                (u16::from_le_bytes([d[r * st[p as usize] + byte], d[r * st[p as usize] + byte + 1]]) >> shift) & 1023
-            };
-            // Luma against the 8-bit path.
-            let want = reference_luma(&photo);
-            let (mut worst, mut sum, mut fine) = (0f32, 0f32, 0usize);
-            for r in 0..2 * h {
-                for x in 0..2 * w {
-                    let v = sample(0, r, 2 * x);
-                    let d = (v as f32 * 255.0 / 1023.0 - want[r * 2 * w + x] as f32).abs();
-                    (worst, sum) = (worst.max(d), sum + d);
-                    fine += (v % 4 != 0) as usize;
+        }
+        let out = hs.push_and_pull(buf).unwrap();
+        let ctx = format!("{format:?} {backend} {w}x{h}");
+        let caps = hs.sinkpad().unwrap().current_caps().unwrap();
+        let s = caps.structure(0).unwrap();
+        assert_eq!(s.get::<&str>("format").unwrap(), format.to_str(), "{ctx}");
+        assert_eq!((s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap()), (2 * w as i32, 2 * h as i32));
+        assert_eq!(s.get::<&str>("colorimetry").unwrap(), "bt2100-pq", "{ctx}");
+        assert_eq!(s.get::<&str>("content-light-level").unwrap(), "1000:400", "{ctx}");
+        assert!(s.get::<&str>("mastering-display-info").unwrap().starts_with("35400:14600"), "{ctx}");
+        assert_eq!(hs.element().unwrap().property::<String>("active-backend"), backend);
+        let oinfo = gst_video::VideoInfo::from_caps(&caps).unwrap();
+        let fr = gst_video::VideoFrame::from_buffer_readable(out, &oinfo).unwrap();
+        let st: Vec<usize> = fr.plane_stride().iter().map(|&s| s as usize).collect();
+        let sample = |p: u32, r: usize, byte: usize| {
+            let d = fr.plane_data(p).unwrap();
+            (u16::from_le_bytes([d[r * st[p as usize] + byte], d[r * st[p as usize] + byte + 1]]) >> shift) & 1023
+        };
+        // Luma against the 8-bit path.
+        let want = reference_luma(&photo);
+        let (mut worst, mut sum, mut fine) = (0f32, 0f32, 0usize);
+        for r in 0..2 * h {
+            for x in 0..2 * w {
+                let v = sample(0, r, 2 * x);
+                let d = (v as f32 * 255.0 / 1023.0 - want[r * 2 * w + x] as f32).abs();
+                (worst, sum) = (worst.max(d), sum + d);
+                fine += (v % 4 != 0) as usize;
+            }
+        }
+        // The 8-bit reference is itself rounded (±0.5) and its input differs from the 10-bit
+        // one by up to half a 10-bit step, which the model's sharpening amplifies.
+        let mean = sum / (4 * w * h) as f32;
+        assert!(worst <= 1.5 && mean <= 0.4, "{ctx}: luma differs from the 8-bit path by {worst} levels (mean {mean})");
+        assert!(fine > w * h, "{ctx}: only {fine} luma values use the 10-bit precision");
+        // Chroma against the 8-bit bicubic.
+        let (cw, ch) = (photo.cw(), photo.ch());
+        let (ocw, och) = ((2 * w).div_ceil(2), (2 * h).div_ceil(2));
+        for (c, data) in [(0usize, &photo.u), (1, &photo.v)] {
+            let want = reference_chroma(data, cw, ch, ocw, och, false);
+            let mut worst = 0f32;
+            for r in 0..och {
+                for x in 0..ocw {
+                    let v = if format == F::P01010le {
+                        sample(1, r, 4 * x + 2 * c)
+                    } else {
+                        sample(1 + c as u32, r, 2 * x)
+                    };
+                    worst = worst.max((v as f32 * 255.0 / 1023.0 - want[r * ocw + x] as f32).abs());
                 }
             }
-            // The 8-bit reference is itself rounded (±0.5) and its input differs from the 10-bit
-            // one by up to half a 10-bit step, which the model's sharpening amplifies.
-            let mean = sum / (4 * w * h) as f32;
-            assert!(
-                worst <= 1.5 && mean <= 0.4,
-                "{ctx}: luma differs from the 8-bit path by {worst} levels (mean {mean})"
-            );
-            assert!(fine > w * h, "{ctx}: only {fine} luma values use the 10-bit precision");
-            // Chroma against the 8-bit bicubic.
-            let (cw, ch) = (photo.cw(), photo.ch());
-            let (ocw, och) = ((2 * w).div_ceil(2), (2 * h).div_ceil(2));
-            for (c, data) in [(0usize, &photo.u), (1, &photo.v)] {
-                let want = reference_chroma(data, cw, ch, ocw, och, false);
-                let mut worst = 0f32;
-                for r in 0..och {
-                    for x in 0..ocw {
-                        let v = if format == F::P01010le {
-                            sample(1, r, 4 * x + 2 * c)
-                        } else {
-                            sample(1 + c as u32, r, 2 * x)
-                        };
-                        worst = worst.max((v as f32 * 255.0 / 1023.0 - want[r * ocw + x] as f32).abs());
-                    }
-                }
-                assert!(worst <= 1.0, "{ctx}: chroma {c} differs from the 8-bit bicubic by {worst} levels");
-            }
+            assert!(worst <= 1.0, "{ctx}: chroma {c} differs from the 8-bit bicubic by {worst} levels");
         }
     }
 }

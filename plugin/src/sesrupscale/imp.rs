@@ -82,10 +82,7 @@ compile_error!("the 10-bit formats (P010_10LE, I420_10LE) are read as host-order
 
 /// Negotiated geometry of one stream.
 struct Geometry {
-    format: gst_video::VideoFormat,
-    /// 16-bit samples and their depth (10-bit formats); `None` for 8-bit formats.
-    depth: Option<Depth>,
-    /// The negotiated input and output, for rescaling metas.
+    /// The negotiated input and output (format, sizes; metas are rescaled between them).
     infos: (gst_video::VideoInfo, gst_video::VideoInfo),
     /// `None` for GRAY8.
     chroma: Option<Chroma>,
@@ -577,12 +574,7 @@ impl VideoFilterImpl for SesrUpscale {
                 step: if interleaved { 2 } else { 1 },
             }
         });
-        state.geometry = Some(Geometry {
-            format: in_info.format(),
-            depth: sample_depth(in_info.format()),
-            infos: (in_info.clone(), out_info.clone()),
-            chroma,
-        });
+        state.geometry = Some(Geometry { infos: (in_info.clone(), out_info.clone()), chroma });
         gst::info!(
             CAT,
             imp = self,
@@ -633,7 +625,7 @@ impl VideoFilterImpl for SesrUpscale {
         let y_out = outframe.plane_data_mut(0).map_err(map_err)?;
         // 16-bit formats: planes as words, strides in samples.
         let even = |strides: &[usize; 3]| strides.iter().all(|s| s % 2 == 0);
-        let (bps, depth) = match geometry.depth {
+        let (bps, depth) = match sample_depth(geometry.infos.0.format()) {
             Some(d) if even(&in_strides) && even(&out_strides) => (2, Some(d)),
             Some(_) => {
                 gst::element_imp_error!(self, gst::StreamError::Format, ("10-bit planes with odd row strides"));
@@ -671,9 +663,9 @@ impl VideoFilterImpl for SesrUpscale {
             );
             gst::FlowError::Error
         };
-        match geometry.format {
-            // Interleaved chroma: both orders (UV, VU) are scaled alike.
-            gst_video::VideoFormat::Nv12 | gst_video::VideoFormat::Nv21 | gst_video::VideoFormat::P01010le => {
+        match step {
+            // Interleaved chroma (NV12, NV21, P010): both orders (UV, VU) are scaled alike.
+            2 => {
                 let uv_in = inframe.plane_data(1).map_err(map_err)?;
                 let uv_out = outframe.plane_data_mut(1).map_err(map_err)?;
                 if !plane_fits(uv_in.len(), in_strides[1], iw * step * bps, ih) {
