@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs on the lent GPU machine (from the repository root, gpu/ carried): machine facts, the GPU
-# inference bench (../shared/docs/gpu.md), the native kernels and int8 on that machine's CPU
-# (it has AVX512-VNNI and AVX-VNNI: the VNNI blocks' only test bed so far), then resumes the
-# training runs named in RUNS (default: the ×2 and ×4 M5 runs) until T0+TRAIN_END seconds
-# (SIGINT: each saves last/), and tars them into $OUT. Session 5 ran an earlier form of this.
+# Runs on the lent GPU machine (from the repository root, gpu/ carried). Its CPU has AVX-512,
+# AVX512-VNNI and AVX-VNNI, the only test bed here for those kernels, so first: machine facts,
+# training started in the background on the GPU (data loading pinned to cores 2-15), then on
+# cores 0-1 the native kernels' bit-exactness tests (gpu/native_reference) and the engine bench
+# at two threads (int8 with VNNI against fp32 AVX-512, issue #11), then the runs named in RUNS go
+# on until T0+TRAIN_END seconds (SIGINT: each saves last/), and are tarred into $OUT.
+#   RUNS: "name:init-or-resume:crop:data-folders" entries (default below), LR the learning rate.
 set -u
 T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
@@ -11,18 +13,30 @@ export LD_LIBRARY_PATH=$(python3 -c 'import torch,os;print(os.path.dirname(torch
 G=gpu; D=$G/data; V="--val $G/val/Set5 $G/val/Set14"
 { nvidia-smi; grep -m1 "model name" /proc/cpuinfo; nproc
   grep -o 'avx512[a-z_]*\|avx2\|avx_vnni\|amx[a-z_]*' /proc/cpuinfo | sort | uniq -c; } > "$OUT/machine.txt" 2>&1
-timeout 150 $G/bench_cuda --model models/sesr_m5_x2.pt --size 1920x1080 --frames 50 > "$OUT/bench.txt" 2>&1
-timeout 150 $G/bench_engine --models models/sesr_m5_x2.pt --sizes 1280x720,1920x1080 --threads 2 --frames 8 >> "$OUT/bench.txt" 2>&1
-echo "benches done at $(el)s" >> "$OUT/bench.txt"
-END=$((T0 + ${TRAIN_END:-450}))
-for r in ${RUNS:-m5x2-ecb m5x4-ecb}; do
-  crop=64; [[ $r == *x4* ]] && crop=50
-  timeout -k 60 -s INT $((END - $(date +%s))) $G/trainer train --resume models/runs/$r --crop $crop \
-    --data $D/T91 $D/BSD200 $V --epochs 300 --device cuda --threads 4 ${LR:+--lr $LR} > /tmp/log_$r.txt 2>&1 &
+END=$((T0 + ${TRAIN_END:-480}))
+base="$D/T91 $D/BSD200"; extra="$base $D/extra-photos"
+RUNS=${RUNS:-"m5x2-ecb:resume:64:base m5x2-ecb-extra:init=m5x2-ecb:64:extra m3x2-ecb-extra:init=m3x2-ecb:64:extra m5x4-ecb-extra:init=m5x4-ecb:50:extra"}
+names=()
+for spec in $RUNS; do
+  IFS=: read -r name how crop set <<< "$spec"
+  names+=("$name")
+  data=$base; [ "$set" = extra ] && data=$extra
+  scale=2; [[ $name == *x4* ]] && scale=4
+  model=m5; [[ $name == m3* ]] && model=m3
+  if [ "$how" = resume ]; then start="--resume models/runs/$name"
+  else start="--init models/runs/${how#init=} --out models/runs/$name --model $model --scale $scale --block ecb"; fi
+  # shellcheck disable=SC2086
+  timeout -k 60 -s INT $((END - $(date +%s))) taskset -c 2-15 $G/trainer train $start --crop "$crop" \
+    --data $data $V --epochs 300 --device cuda --threads 3 --lr "${LR:-1e-4}" > "/tmp/log_$name.txt" 2>&1 &
 done
+{ echo "== native_reference on cores 0-1 (started at $(el)s)"
+  taskset -c 0,1 timeout 200 $G/native_reference --nocapture --test-threads 2 2>&1 | grep -v "^$"
+  echo "== bench_engine, 2 threads on cores 0-1 (training on cores 2-15 and the GPU) at $(el)s"
+  taskset -c 0,1 timeout 200 $G/bench_engine --models models/sesr_m5_x2.pt,models/sesr_m3_x2.pt --sizes 1280x720 --threads 2 --frames 8 2>&1
+  echo "benches done at $(el)s"; } > "$OUT/cpu.txt" 2>&1
 wait
-for r in ${RUNS:-m5x2-ecb m5x4-ecb}; do
-  tar -cf "$OUT/$r.tar" --exclude='*.prev' --exclude='*.corrupt' models/runs/$r
+for n in "${names[@]}"; do
+  tar -cf "$OUT/$n.tar" --exclude='*.prev' --exclude='*.corrupt' "models/runs/$n"
 done
-for f in /tmp/log_*.txt; do echo "== $f"; grep -v "^warning: skipping" "$f" | tail -c 5000; done > "$OUT/train.txt"
+for n in "${names[@]}"; do echo "== $n"; grep -v "^warning: skipping" "/tmp/log_$n.txt" | tail -c 4000; done > "$OUT/train.txt"
 echo "all done at $(el)s"

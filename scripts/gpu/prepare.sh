@@ -11,7 +11,9 @@ data="$(realpath "${1:-$root/../shared/data}")"
 grep -qx '/gpu/' .git/info/exclude 2>/dev/null || echo '/gpu/' >> .git/info/exclude
 # shellcheck disable=SC1091
 . target/sesr-env.sh
-cargo build --release -p trainer --example bench_cuda --example bench_engine --example luma_gray
+cargo build --release -p trainer
+cargo build --release -p sesr --example bench_cuda --example bench_engine --example luma_gray
+cargo test --release -p sesr --no-default-features --test native_reference --no-run
 mkdir -p gpu/val
 for b in trainer examples/bench_cuda examples/bench_engine; do cp "target/release/$b" gpu/; strip "gpu/$(basename "$b")"; done
 [ -d gpu/data/BSD200 ] || ./target/release/examples/luma_gray gpu/data "$data/train/T91" "$data/train/BSD200"
