@@ -30,6 +30,8 @@ pub mod pool;
 pub mod protocol;
 #[cfg(feature = "torch")]
 pub mod prune;
+#[cfg(feature = "torch")]
+pub mod qat;
 pub mod resize;
 pub mod sample;
 #[cfg(feature = "torch")]

@@ -242,7 +242,7 @@ fn sum(terms: Vec<Tensor>) -> Tensor {
 }
 
 /// `pixel_shuffle` to the output resolution: ×2 once, ×4 as two ×2 steps (the reference's order).
-fn upsample(o: &Tensor, scale: usize) -> Tensor {
+pub(crate) fn upsample(o: &Tensor, scale: usize) -> Tensor {
     match scale {
         2 => o.pixel_shuffle(2),
         4 => o.pixel_shuffle(2).pixel_shuffle(2),

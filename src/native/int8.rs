@@ -26,7 +26,7 @@ use super::{Layer, Post, PAD};
 /// in `vpmaddubsw`).
 pub const QW_MAX: i32 = 63;
 /// Largest weight magnitude of the input conv (int16 activations, `vpmaddwd`).
-const QW_MAX_INPUT: i32 = 127;
+pub const QW_MAX_INPUT: i32 = 127;
 
 /// Activation quantisation of one layer's input: `a ≈ scale · (q − zero)`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -129,6 +129,80 @@ pub(super) struct LayerQuant {
     pub pad: Vec<u32>,
 }
 
+/// One conv's weights in integers: `w[co][ci]·s_in[ci] ≈ scale[co] · q`, and the bias less the
+/// weights' expected rounding error ([`quantise_conv`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantConv {
+    /// `sw[co]`, per output channel.
+    pub scale: Vec<f32>,
+    /// OIHW, in `[−qmax, qmax]`.
+    pub q: Vec<i32>,
+    /// The bias less `Σ (q·sw/s_in − w) · mean(input)` (bias correction), per output channel.
+    pub bias: Vec<f32>,
+}
+
+/// The largest weight magnitude of layer `l` of `n`: 7 bits between the blocks (8-bit
+/// activations in quads, `vpmaddubsw`), 8 bits for the input and output convs (int16 pairs).
+pub fn layer_qmax(l: usize, n: usize) -> i32 {
+    if l > 0 && l + 1 < n {
+        QW_MAX
+    } else {
+        QW_MAX_INPUT
+    }
+}
+
+/// Quantises OIHW `weight` times the input scales per output channel to `[−qmax, qmax]` (see
+/// the module docs): the integer kernel's weights, and those a QAT forward trains through.
+pub fn quantise_conv(
+    weight: &[f32],
+    bias: &[f32],
+    cout: usize,
+    cin: usize,
+    k: usize,
+    input: &[ActQuant],
+    qmax: i32,
+) -> QuantConv {
+    let per = cin * k * k;
+    let qmax = qmax as f32;
+    let folded: Vec<f32> = weight.iter().enumerate().map(|(i, &w)| w * input[(i / (k * k)) % cin].scale).collect();
+    let mut sw = Vec::with_capacity(cout);
+    let mut q = vec![0i32; weight.len()];
+    for co in 0..cout {
+        let row = &folded[co * per..(co + 1) * per];
+        let m = row.iter().fold(0f32, |a, &v| a.max(v.abs()));
+        // The grid of least squared error among max-abs ones shrunk by up to 30 %: clipping
+        // a few large weights buys resolution for the others (worth 0.0x dB at 7 bits).
+        let err = |s: f32| -> f64 {
+            row.iter().map(|&v| ((v / s).round_ties_even().clamp(-qmax, qmax) * s - v) as f64).map(|d| d * d).sum()
+        };
+        let s = if m > 0.0 {
+            (0..16)
+                .map(|i| m * (1.0 - 0.02 * i as f32) / qmax)
+                .min_by(|&a, &b| err(a).total_cmp(&err(b)))
+                .unwrap_or(m / qmax)
+        } else {
+            1.0
+        };
+        sw.push(s);
+        for i in 0..per {
+            q[co * per + i] = (row[i] / s).round_ties_even().clamp(-qmax, qmax) as i32;
+        }
+    }
+    let bias = (0..cout)
+        .map(|co| {
+            let mut e = 0f64;
+            for (ci, a) in input.iter().enumerate().take(cin) {
+                for t in 0..k * k {
+                    let i = (co * cin + ci) * k * k + t;
+                    e += (q[i] as f64 * sw[co] as f64 / a.scale as f64 - weight[i] as f64) * a.mean as f64;
+                }
+            }
+            (bias[co] as f64 - e) as f32
+        })
+        .collect();
+    QuantConv { scale: sw, q, bias }
+}
+
 impl LayerQuant {
     /// Quantises OIHW `weight` (times the input scales) per output channel; `input`: this
     /// layer's input quantisation per channel, `out` the next layer's (empty for the output
@@ -147,45 +221,9 @@ impl LayerQuant {
         quad: bool,
         out_quad: bool,
     ) -> Self {
-        let per = cin * k * k;
-        let qmax = if quad { QW_MAX } else { QW_MAX_INPUT } as f32;
-        let folded: Vec<f32> = weight.iter().enumerate().map(|(i, &w)| w * input[(i / (k * k)) % cin].scale).collect();
-        let mut sw = Vec::with_capacity(cout);
-        let mut q = vec![0i32; weight.len()];
-        for co in 0..cout {
-            let row = &folded[co * per..(co + 1) * per];
-            let m = row.iter().fold(0f32, |a, &v| a.max(v.abs()));
-            // The grid of least squared error among max-abs ones shrunk by up to 30 %: clipping
-            // a few large weights buys resolution for the others (worth 0.0x dB at 7 bits).
-            let err = |s: f32| -> f64 {
-                row.iter().map(|&v| ((v / s).round_ties_even().clamp(-qmax, qmax) * s - v) as f64).map(|d| d * d).sum()
-            };
-            let s = if m > 0.0 {
-                (0..16)
-                    .map(|i| m * (1.0 - 0.02 * i as f32) / qmax)
-                    .min_by(|&a, &b| err(a).total_cmp(&err(b)))
-                    .unwrap_or(m / qmax)
-            } else {
-                1.0
-            };
-            sw.push(s);
-            for i in 0..per {
-                q[co * per + i] = (row[i] / s).round_ties_even().clamp(-qmax, qmax) as i32;
-            }
-        }
+        let QuantConv { scale: sw, q, bias } =
+            quantise_conv(weight, bias, cout, cin, k, input, if quad { QW_MAX } else { QW_MAX_INPUT });
         let at = |co: usize, ci: usize, t: usize| if ci < cin { q[(co * cin + ci) * k * k + t] } else { 0 };
-        let bias = (0..cout)
-            .map(|co| {
-                let mut e = 0f64;
-                for (ci, a) in input.iter().enumerate().take(cin) {
-                    for t in 0..k * k {
-                        let i = (co * cin + ci) * k * k + t;
-                        e += (at(co, ci, t) as f64 * sw[co] as f64 / a.scale as f64 - weight[i] as f64) * a.mean as f64;
-                    }
-                }
-                (bias[co] as f64 - e) as f32
-            })
-            .collect();
         let group = if quad { 4 } else { 2 };
         let mut w = Vec::with_capacity(cout * cin.div_ceil(group) * k * k);
         for cb in 0..cout / 4 {
