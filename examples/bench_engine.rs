@@ -52,13 +52,39 @@ fn engine_fps(engine: &mut Engine, w: usize, h: usize, frames: usize) -> f64 {
     median_fps(frames, || engine.upscale_luma(&src, w, w, h, &mut dst, w * s).unwrap())
 }
 
-/// Median fps of the integer kernel (best variant; activation ranges calibrated on the probe
-/// texture: calibration changes the grids, not the work) on a `w`×`h` plane.
-fn int8_fps(pt: &std::path::Path, w: usize, h: usize, frames: usize, threads: usize) -> f64 {
+/// The integer kernels this CPU runs: `(isa, plain)` — the variant's best block, and with
+/// `plain` the AVX2 block without VNNI — and their block names.
+fn int8_blocks() -> Vec<(Isa, bool, &'static str)> {
+    let wts = sesr::weights::ExportedWeights::read(&model_path("m3"), false).unwrap().weights;
+    let probe = sesr::engine::texture(64, 48);
+    let acts = sesr::native::int8::calibrate(&wts, &[(&probe[..], 64, 48)]);
+    let mut v = Vec::new();
+    for isa in [Isa::Avx512, Isa::Avx2].into_iter().filter(|i| i.available()) {
+        let net = sesr::native::NativeSesr::with_int8(&wts, &acts, isa).unwrap();
+        let name = net.int8_block().unwrap_or("scalar");
+        if !v.iter().any(|&(_, _, n)| n == name) {
+            v.push((isa, false, name));
+        }
+        if name.contains("vnni") && !v.iter().any(|&(_, _, n)| n == "avx2") {
+            v.push((isa, true, "avx2"));
+        }
+    }
+    if v.is_empty() {
+        v.push((Isa::Portable, false, "scalar"));
+    }
+    v
+}
+
+/// Median fps of an integer kernel (activation ranges calibrated on the probe texture:
+/// calibration changes the grids, not the work) on a `w`×`h` plane.
+fn int8_fps(pt: &std::path::Path, w: usize, h: usize, frames: usize, threads: usize, isa: Isa, plain: bool) -> f64 {
     let wts = sesr::weights::ExportedWeights::read(pt, false).unwrap().weights;
     let probe = sesr::engine::texture(64, 48);
     let acts = sesr::native::int8::calibrate(&wts, &[(&probe[..], 64, 48)]);
-    let net = sesr::native::NativeSesr::with_int8(&wts, &acts, Isa::best()).unwrap();
+    let mut net = sesr::native::NativeSesr::with_int8(&wts, &acts, isa).unwrap();
+    if plain {
+        net = net.without_vnni();
+    }
     let pool = sesr::pool::Pool::shared(threads).unwrap();
     let mut ws: Vec<_> = (0..pool.threads()).map(|_| sesr::native::Workspace::new()).collect();
     let src = sesr::engine::texture(w, h);
@@ -118,11 +144,13 @@ fn main() {
     for v in &variants {
         print!(" {v} fps | {v} GFLOP/s | {v} % sgemm |");
     }
-    println!(
-        " libtorch backend fps | libtorch whole-frame fps | libtorch GFLOP/s | best native / libtorch backend | int8 ({}) fps | int8 / best fp32 |",
-        if Isa::best() == Isa::Portable { "scalar" } else { sesr::native::int8::Vnni::detect().name() }
-    );
-    println!("|---|---|{}---|---|---|---|---|---|", "---|---|---|".repeat(variants.len()));
+    let blocks = int8_blocks();
+    print!(" libtorch backend fps | libtorch whole-frame fps | libtorch GFLOP/s | best native / libtorch backend |");
+    for (_, _, name) in &blocks {
+        print!(" int8 {name} fps | int8 {name} / best fp32 |");
+    }
+    println!();
+    println!("|---|---|{}---|---|---|---|{}", "---|---|---|".repeat(variants.len()), "---|---|".repeat(blocks.len()));
     for m in arg(&args, "--models", "m5,m3").split(',') {
         let pt = model_path(m);
         let base = EngineOptions { location: Some(&pt), device, threads, ..Default::default() };
@@ -151,8 +179,10 @@ fn main() {
             let whole = engine_fps(&mut lt, w, h, frames.min(4));
             let gf = 2.0 * macs * (w * h) as f64 * lt_fps / 1e9;
             row += &format!(" {lt_fps:.2} | {whole:.2} | {gf:.1} | {:.2} |", best / lt_fps);
-            let q = int8_fps(&pt, w, h, frames, threads);
-            row += &format!(" {q:.2} | {:.2} |", q / best);
+            for &(isa, plain, _) in &blocks {
+                let q = int8_fps(&pt, w, h, frames, threads, isa, plain);
+                row += &format!(" {q:.2} | {:.2} |", q / best);
+            }
             println!("{row}");
         }
     }

@@ -18,7 +18,7 @@
 //! one level: what `tests/qat.rs` checks against [`crate::native::NativeSesr`].
 
 use crate::model::{upsample, CollapsedSesr, Conv};
-use crate::native::int8::{layer_qmax, quantise_conv, ActQuant};
+use crate::native::int8::{input_quant, layer_qmax, quantise_conv, ActQuant};
 use crate::Error;
 use tch::{Device, Kind, Tensor};
 
@@ -29,11 +29,6 @@ pub enum Mode {
     Train,
     /// In float64 (evaluation and tests: exact for any convolution algorithm).
     Exact,
-}
-
-/// The network input's grid: `x − ½ = (2Y − 255) / 510`.
-fn input_quant() -> ActQuant {
-    ActQuant { scale: 1.0 / 510.0, zero: 0, mean: 0.0 }
 }
 
 fn per_channel(v: impl Iterator<Item = f32>, device: Device) -> Tensor {
@@ -107,10 +102,8 @@ pub fn forward(net: &CollapsedSesr, acts: &[Vec<ActQuant>], x: &Tensor, mode: Mo
         let l = i + 1;
         let y = qconv(conv, &a, &acts[l], layer_qmax(l, n), mode)?;
         let al = alpha.view([1, -1, 1, 1]);
-        let mut y = y.clamp_min(0.0) + al * y.clamp_max(0.0);
-        if l == net.blocks.len() {
-            y = y + &f0;
-        }
+        let y = y.clamp_min(0.0) + al * y.clamp_max(0.0);
+        let y = if l == net.blocks.len() { y + &f0 } else { y };
         a = fake_quant(&y, &acts[l + 1]);
     }
     let v = qconv(&net.output, &a, &acts[n - 1], layer_qmax(n - 1, n), mode)?;

@@ -205,7 +205,8 @@ impl ExportedWeights {
             (Some(pt), Some((dp, dw))) => Some(sha256_hex(pt) == dp && sha256_hex(weights) == dw),
             _ => None,
         };
-        let int8 = crate::native::int8::Int8Calibration::from_sidecar(sidecar);
+        let int8 = crate::native::int8::Int8Calibration::from_sidecar(sidecar)
+            .and_then(|c| c.map(|c| c.check(&weights_model).map(|()| c)).transpose());
         Ok(ExportedWeights { weights: weights_model, precision, digests_match, int8 })
     }
 

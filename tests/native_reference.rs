@@ -196,6 +196,9 @@ fn int8_variants_equal_the_scalar_integer_reference_bit_for_bit() {
                 }
                 // Where the CPU has VNNI the block above used it: the plain AVX2 block too.
                 let block = net.int8_block().unwrap();
+                if cfg.m == 3 && w == 1 {
+                    eprintln!("int8 bit-exact: {isa} variant, {block} block tested");
+                }
                 if block.contains("vnni") {
                     let plain = net.without_vnni();
                     assert_eq!(plain.int8_block(), Some("avx2"));

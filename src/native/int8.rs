@@ -62,7 +62,7 @@ impl ActQuant {
 }
 
 /// The integer kernel's calibration, as a model's sidecar stores it (its `"int8"` object,
-/// written by `trainer calibrate` or `trainer export --calib`).
+/// written by `trainer calibrate`, or by `trainer export` for a QAT run).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Int8Calibration {
     /// Per layer, the quantisation of each input channel ([`calibrate`]'s result).
@@ -72,9 +72,28 @@ pub struct Int8Calibration {
     pub images: usize,
     #[serde(default)]
     pub folders: Vec<String>,
+    /// Whether the weights were fine-tuned for these grids (`trainer train --qat`).
+    #[serde(default)]
+    pub qat: bool,
+    /// The integer weights the grids give, per conv (input, blocks, output: [`QuantConv`]), for
+    /// other runtimes; when present they must be what the kernel computes ([`Self::check`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<QuantConv>,
 }
 
 impl Int8Calibration {
+    /// A calibration with its integer weights (`layers`) for `weights`.
+    pub fn new(
+        weights: &crate::weights::CollapsedWeights,
+        activations: Vec<Vec<ActQuant>>,
+        images: usize,
+        folders: Vec<String>,
+        qat: bool,
+    ) -> Self {
+        let layers = integer_layers(weights, &activations);
+        Int8Calibration { activations, images, folders, qat, layers }
+    }
+
     /// The `"int8"` object of a sidecar's text (`None` when the model carries none).
     pub fn from_sidecar(text: &str) -> Result<Option<Self>, String> {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("sidecar: {e}"))?;
@@ -85,6 +104,54 @@ impl Int8Calibration {
             }
         }
     }
+
+    /// Whether the stored integer weights (if any) are those the kernel derives from `weights`
+    /// and the grids: a sidecar whose weights file was replaced, or one written by another
+    /// quantiser, is refused rather than run with other integers than it states.
+    pub fn check(&self, weights: &crate::weights::CollapsedWeights) -> Result<(), String> {
+        if self.layers.is_empty() {
+            return Ok(());
+        }
+        if self.activations.len() != weights.blocks.len() + 2 {
+            return Err(format!(
+                "sidecar int8 calibration: {} layers of grids for {} convs",
+                self.activations.len(),
+                weights.blocks.len() + 2
+            ));
+        }
+        let ours = integer_layers(weights, &self.activations);
+        match ours.iter().zip(&self.layers).position(|(a, b)| a != b) {
+            None if ours.len() == self.layers.len() => Ok(()),
+            None => Err(format!("sidecar int8 weights: {} layers for {} convs", self.layers.len(), ours.len())),
+            Some(l) => Err(format!(
+                "sidecar int8 weights of layer {l} differ from the kernel's quantisation of the weights file (recalibrate with `trainer calibrate`)"
+            )),
+        }
+    }
+}
+
+/// The integer weights of every conv (input, blocks, output) under the grids `acts` (`acts[0]`,
+/// the network input's, is fixed: `(2Y − 255)/510`).
+pub fn integer_layers(weights: &crate::weights::CollapsedWeights, acts: &[Vec<ActQuant>]) -> Vec<QuantConv> {
+    let convs: Vec<&crate::weights::ConvWeights> = std::iter::once(&weights.input)
+        .chain(weights.blocks.iter().map(|(c, _)| c))
+        .chain(std::iter::once(&weights.output))
+        .collect();
+    let n = convs.len();
+    let input = [input_quant()];
+    convs
+        .into_iter()
+        .enumerate()
+        .map(|(l, c)| {
+            let a: &[ActQuant] = if l == 0 { &input } else { &acts[l] };
+            quantise_conv(&c.weight, &c.bias, c.cout, c.cin, c.k, a, layer_qmax(l, n))
+        })
+        .collect()
+}
+
+/// The network input's grid: `x − ½ = (2Y − 255)/510`, exact for 8-bit `Y`.
+pub fn input_quant() -> ActQuant {
+    ActQuant { scale: 1.0 / 510.0, zero: 0, mean: 0.0 }
 }
 
 /// Whether the CPU has VNNI (`vpdpbusd`): AVX-VNNI, or AVX512-VNNI with AVX512VL.
@@ -131,7 +198,7 @@ pub(super) struct LayerQuant {
 
 /// One conv's weights in integers: `w[co][ci]·s_in[ci] ≈ scale[co] · q`, and the bias less the
 /// weights' expected rounding error ([`quantise_conv`]).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QuantConv {
     /// `sw[co]`, per output channel.
     pub scale: Vec<f32>,
@@ -404,6 +471,7 @@ pub(super) unsafe fn conv_row_avx2<const K: usize>(
         (true, Vnni::None) => conv_row_avx2_g::<K, true, 0>(rows, cs, layer, q, cw, out, post, to_ring),
         (true, Vnni::Vex) => conv_row_avx2_g::<K, true, 1>(rows, cs, layer, q, cw, out, post, to_ring),
         (true, Vnni::Evex) => conv_row_avx2_g::<K, true, 2>(rows, cs, layer, q, cw, out, post, to_ring),
+        (true, Vnni::Zmm) => conv_row_vnni512::<K>(rows, cs, layer, q, cw, out, post, to_ring),
         (false, _) => conv_row_avx2_g::<K, false, 0>(rows, cs, layer, q, cw, out, post, to_ring),
     }
 }
@@ -417,6 +485,8 @@ pub enum Vnni {
     Vex,
     /// AVX512-VNNI with AVX512VL (EVEX-encoded on ymm: Xeon since Cascade Lake, AMD Zen 4/5).
     Evex,
+    /// AVX512-VNNI on zmm, 64 pixels × 4 output channels (the AVX-512 variant's tiles).
+    Zmm,
 }
 
 impl Vnni {
@@ -435,11 +505,29 @@ impl Vnni {
         Vnni::None
     }
 
+    /// The best for the network's variant `isa`: the 512-bit block needs the AVX-512 variant's
+    /// tiles (multiples of 64 pixels).
+    pub fn detect_for(isa: super::Isa) -> Vnni {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if isa == super::Isa::Avx512 && has!("avx512vnni") && has!("avx512bw") && has!("avx512f") {
+                return Vnni::Zmm;
+            }
+        }
+        if isa == super::Isa::Portable {
+            Vnni::None
+        } else {
+            Vnni::detect()
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Vnni::None => "avx2",
             Vnni::Vex => "avx-vnni",
-            Vnni::Evex => "avx512-vnni",
+            Vnni::Evex => "avx512-vnni-ymm",
+            Vnni::Zmm => "avx512-vnni",
         }
     }
 }
@@ -462,12 +550,7 @@ unsafe fn conv_row_avx2_g<const K: usize, const QUAD: bool, const VNNI: u8>(
     let p = K / 2;
     let groups = layer.cin.div_ceil(if QUAD { 4 } else { 2 });
     let zero = _mm256_setzero_si256();
-    let fzero = _mm256_setzero_ps();
     let ones = _mm256_set1_epi16(1);
-    // Byte 4·ch + px of a lane → byte 4·px + ch: the 4 channels of a pixel side by side.
-    let interleave = _mm256_setr_epi8(
-        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
-    );
     let out = out.as_mut_ptr();
     for xb in (0..cw).step_by(8 * V) {
         for cb in 0..layer.cout / 4 {
@@ -490,64 +573,156 @@ unsafe fn conv_row_avx2_g<const K: usize, const QUAD: bool, const VNNI: u8>(
                     }
                 }
             }
-            let mut ys = [[fzero; V]; 4];
+            finish_block::<V>(&acc, xb, cb, cs, layer, q, out, post, to_ring);
+        }
+    }
+}
+
+/// The end of an integer register block, `acc[j][v]` (output channel `4·cb + j`, pixels
+/// `xb + 8v ..`): the same float steps as [`finish`], vectorised, then the next layer's
+/// quantisation with the 4 channels packed into one word per pixel (`vpackssdw`, `vpackuswb`
+/// saturate to 0..255 as the reference's clamp does), or int16 pairs, or float32 out.
+///
+/// # Safety
+/// As [`conv_row_avx2`], for the `8·V` pixels from `xb`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+unsafe fn finish_block<const V: usize>(
+    acc: &[[std::arch::x86_64::__m256i; V]; 4],
+    xb: usize,
+    cb: usize,
+    cs: usize,
+    layer: &Layer,
+    q: &LayerQuant,
+    out: *mut f32,
+    post: &Post,
+    to_ring: bool,
+) {
+    use std::arch::x86_64::*;
+    let zero = _mm256_setzero_si256();
+    let fzero = _mm256_setzero_ps();
+    // Byte 4·ch + px of a lane → byte 4·px + ch: the 4 channels of a pixel side by side.
+    let interleave = _mm256_setr_epi8(
+        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+    );
+    let mut ys = [[fzero; V]; 4];
+    for j in 0..4 {
+        let co = cb * 4 + j;
+        let corr = _mm256_set1_epi32(q.corr[co]);
+        let scale = _mm256_set1_ps(q.scale[co]);
+        let bias = _mm256_set1_ps(q.bias[co]);
+        let slope = layer.alpha.as_ref().map(|al| _mm256_set1_ps(al[co]));
+        for v in 0..V {
+            let at = PAD + xb + v * 8;
+            let a = _mm256_sub_epi32(acc[j][v], corr);
+            let mut y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a), scale), bias);
+            if let Some(s) = slope {
+                y = _mm256_add_ps(_mm256_max_ps(y, fzero), _mm256_mul_ps(s, _mm256_min_ps(y, fzero)));
+            }
+            if let Some(r) = post.residual {
+                let word = _mm256_loadu_si256((r.as_ptr() as *const i32).add(cb * cs + at) as *const _);
+                let shifted = _mm256_srlv_epi32(word, _mm256_set1_epi32(8 * j as i32));
+                let b = _mm256_and_si256(shifted, _mm256_set1_epi32(0xFF));
+                let d = _mm256_sub_epi32(b, _mm256_set1_epi32(q.res_zero[co]));
+                y = _mm256_add_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(q.res_scale[co])));
+            }
+            ys[j][v] = y;
+        }
+    }
+    for v in 0..V {
+        let at = PAD + xb + v * 8;
+        let quant = |j: usize| {
+            let co = cb * 4 + j;
+            let t = _mm256_mul_ps(ys[j][v], _mm256_set1_ps(q.out_inv[co]));
+            let t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-1e9)), _mm256_set1_ps(1e9));
+            // Round to nearest even (MXCSR default), + zero.
+            _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(q.out_zero[co]))
+        };
+        if to_ring && q.out_quad {
+            // The packs saturate to 0..255: the clamp.
+            let lo = _mm256_packs_epi32(quant(0), quant(1));
+            let hi = _mm256_packs_epi32(quant(2), quant(3));
+            let word = _mm256_shuffle_epi8(_mm256_packus_epi16(lo, hi), interleave);
+            _mm256_storeu_si256((out as *mut i32).add(cb * cs + at) as *mut __m256i, word);
+        } else if to_ring {
+            // Pairs (q − z) of channels (0, 1) and (2, 3).
+            let centred = |j: usize| {
+                let qv = _mm256_min_epi32(_mm256_max_epi32(quant(j), zero), _mm256_set1_epi32(255));
+                _mm256_sub_epi32(qv, _mm256_set1_epi32(q.out_zero[cb * 4 + j]))
+            };
+            for h in 0..2 {
+                let word = _mm256_or_si256(
+                    _mm256_and_si256(centred(2 * h), _mm256_set1_epi32(0xFFFF)),
+                    _mm256_slli_epi32::<16>(centred(2 * h + 1)),
+                );
+                _mm256_storeu_si256((out as *mut i32).add((cb * 2 + h) * cs + at) as *mut __m256i, word);
+            }
+        } else {
             for j in 0..4 {
-                let co = cb * 4 + j;
-                let corr = _mm256_set1_epi32(q.corr[co]);
-                let scale = _mm256_set1_ps(q.scale[co]);
-                let bias = _mm256_set1_ps(q.bias[co]);
-                let slope = layer.alpha.as_ref().map(|al| _mm256_set1_ps(al[co]));
-                for v in 0..V {
-                    let at = PAD + xb + v * 8;
-                    let a = _mm256_sub_epi32(acc[j][v], corr);
-                    let mut y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a), scale), bias);
-                    if let Some(s) = slope {
-                        y = _mm256_add_ps(_mm256_max_ps(y, fzero), _mm256_mul_ps(s, _mm256_min_ps(y, fzero)));
+                _mm256_storeu_ps(out.add((cb * 4 + j) * cs + at), ys[j][v]);
+            }
+        }
+    }
+}
+
+/// [`conv_row_avx2`]'s quad block on zmm with AVX512-VNNI: 64 pixels (4 zmm) × the 4 output
+/// channels of a quad, 16 int32 accumulators; per quad of input channels and tap, 4 loads,
+/// 4 weight broadcasts and 16 `vpdpbusd`. The sums are the same integers; the end of the block
+/// is [`finish_block`] on the accumulators' 256-bit halves, so every variant agrees bit for bit.
+///
+/// # Safety
+/// As [`conv_row_avx2`] with `cw` a multiple of 64 and AVX-512F/BW and AVX512-VNNI present.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+unsafe fn conv_row_vnni512<const K: usize>(
+    rows: &[&[f32]; 5],
+    cs: usize,
+    layer: &Layer,
+    q: &LayerQuant,
+    cw: usize,
+    out: &mut [f32],
+    post: &Post,
+    to_ring: bool,
+) {
+    use std::arch::x86_64::*;
+    let p = K / 2;
+    let groups = layer.cin.div_ceil(4);
+    let out = out.as_mut_ptr();
+    for xb in (0..cw).step_by(64) {
+        for cb in 0..layer.cout / 4 {
+            let mut acc = [[_mm512_setzero_si512(); 4]; 4];
+            let mut wp = q.w.as_ptr().add(cb * groups * K * K * 4);
+            for g in 0..groups {
+                for row in rows.iter().take(K) {
+                    let base = (row.as_ptr() as *const i32).add(g * cs + PAD - p + xb);
+                    for dx in 0..K {
+                        let w = [
+                            _mm512_set1_epi32(*wp as i32),
+                            _mm512_set1_epi32(*wp.add(1) as i32),
+                            _mm512_set1_epi32(*wp.add(2) as i32),
+                            _mm512_set1_epi32(*wp.add(3) as i32),
+                        ];
+                        wp = wp.add(4);
+                        for v in 0..4 {
+                            let x = _mm512_loadu_si512(base.add(dx + v * 16) as *const _);
+                            for j in 0..4 {
+                                acc[j][v] = _mm512_dpbusd_epi32(acc[j][v], x, w[j]);
+                            }
+                        }
                     }
-                    if let Some(r) = post.residual {
-                        let word = _mm256_loadu_si256((r.as_ptr() as *const i32).add(cb * cs + at) as *const _);
-                        let shifted = _mm256_srlv_epi32(word, _mm256_set1_epi32(8 * j as i32));
-                        let b = _mm256_and_si256(shifted, _mm256_set1_epi32(0xFF));
-                        let d = _mm256_sub_epi32(b, _mm256_set1_epi32(q.res_zero[co]));
-                        y = _mm256_add_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(q.res_scale[co])));
-                    }
-                    ys[j][v] = y;
                 }
             }
-            for v in 0..V {
-                let at = PAD + xb + v * 8;
-                let quant = |j: usize| {
-                    let co = cb * 4 + j;
-                    let t = _mm256_mul_ps(ys[j][v], _mm256_set1_ps(q.out_inv[co]));
-                    let t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-1e9)), _mm256_set1_ps(1e9));
-                    // Round to nearest even (MXCSR default), + zero.
-                    _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(q.out_zero[co]))
-                };
-                if to_ring && q.out_quad {
-                    // The packs saturate to 0..255: the clamp.
-                    let lo = _mm256_packs_epi32(quant(0), quant(1));
-                    let hi = _mm256_packs_epi32(quant(2), quant(3));
-                    let word = _mm256_shuffle_epi8(_mm256_packus_epi16(lo, hi), interleave);
-                    _mm256_storeu_si256((out as *mut i32).add(cb * cs + at) as *mut __m256i, word);
-                } else if to_ring {
-                    // Pairs (q − z) of channels (0, 1) and (2, 3).
-                    let centred = |j: usize| {
-                        let qv = _mm256_min_epi32(_mm256_max_epi32(quant(j), zero), _mm256_set1_epi32(255));
-                        _mm256_sub_epi32(qv, _mm256_set1_epi32(q.out_zero[cb * 4 + j]))
-                    };
-                    for h in 0..2 {
-                        let word = _mm256_or_si256(
-                            _mm256_and_si256(centred(2 * h), _mm256_set1_epi32(0xFFFF)),
-                            _mm256_slli_epi32::<16>(centred(2 * h + 1)),
-                        );
-                        _mm256_storeu_si256((out as *mut i32).add((cb * 2 + h) * cs + at) as *mut __m256i, word);
-                    }
-                } else {
-                    for j in 0..4 {
-                        _mm256_storeu_ps(out.add((cb * 4 + j) * cs + at), ys[j][v]);
-                    }
+            let mut halves = [[_mm256_setzero_si256(); 8]; 4];
+            for j in 0..4 {
+                for v in 0..4 {
+                    halves[j][2 * v] = _mm512_castsi512_si256(acc[j][v]);
+                    halves[j][2 * v + 1] = _mm512_extracti64x4_epi64::<1>(acc[j][v]);
                 }
             }
+            finish_block::<8>(&halves, xb, cb, cs, layer, q, out, post, to_ring);
         }
     }
 }
@@ -845,6 +1020,6 @@ pub fn calibrate(weights: &crate::weights::CollapsedWeights, planes: &[(&[u8], u
                 .collect()
         })
         .collect();
-    acts[0] = vec![ActQuant { scale: 1.0 / 510.0, zero: 0, mean: 0.0 }];
+    acts[0] = vec![input_quant()];
     acts
 }

@@ -301,7 +301,7 @@ impl NativeSesr {
             return Err(format!("{} activation quantisations for {n} layers", acts.len()));
         }
         let mut acts = acts.to_vec();
-        acts[0] = vec![int8::ActQuant { scale: 1.0 / 510.0, zero: 0, mean: 0.0 }];
+        acts[0] = vec![int8::input_quant()];
         for (l, a) in acts.iter().enumerate() {
             if a.len() != net.layers[l].cin {
                 return Err(format!("layer {l}: {} channel quantisations for {} channels", a.len(), net.layers[l].cin));
@@ -326,9 +326,7 @@ impl NativeSesr {
         }
         net.int8 = true;
         net.pads = net.ring_pads();
-        if isa != Isa::Portable {
-            net.vnni = int8::Vnni::detect();
-        }
+        net.vnni = int8::Vnni::detect_for(isa);
         Ok(net)
     }
 

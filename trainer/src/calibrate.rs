@@ -28,22 +28,9 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     for d in &a.calib {
         images += sesr::image_io::list_images(d)?.len();
     }
-    let cal = Int8Calibration {
-        activations,
-        images: images.min(64),
-        folders: a.calib.iter().map(|d| d.canonicalize().unwrap_or(d.clone()).display().to_string()).collect(),
-    };
-    let (json, _) = sesr::weights::sidecar_paths(&a.model);
-    let text = std::fs::read_to_string(&json).with_context(|| format!("sidecar {}", json.display()))?;
-    let mut v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("sidecar {}: not JSON", json.display()))?;
-    let Some(obj) = v.as_object_mut() else { bail!("sidecar {}: not a JSON object", json.display()) };
-    obj.insert("int8".into(), serde_json::to_value(&cal)?);
-    // Written beside and renamed: an interrupted write leaves the old sidecar whole.
-    let tmp = json.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&v)? + "\n")
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &json).with_context(|| format!("replacing {}", json.display()))?;
+    let folders = a.calib.iter().map(|d| d.canonicalize().unwrap_or(d.clone()).display().to_string()).collect();
+    let cal = Int8Calibration::new(&weights, activations, images.min(64), folders, false);
+    let json = write_into_sidecar(&a.model, &cal)?;
     println!(
         "wrote the int8 calibration ({} layers, crops of up to {} images from {}) into {}",
         cal.activations.len(),
@@ -52,4 +39,20 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         json.display()
     );
     Ok(())
+}
+
+/// Puts `cal` into the sidecar of the exported model `pt` as its `"int8"` object (written beside
+/// and renamed: an interrupted write leaves the old sidecar whole). Returns the sidecar's path.
+pub fn write_into_sidecar(pt: &std::path::Path, cal: &Int8Calibration) -> Result<PathBuf> {
+    let (json, _) = sesr::weights::sidecar_paths(pt);
+    let text = std::fs::read_to_string(&json).with_context(|| format!("sidecar {}", json.display()))?;
+    let mut v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("sidecar {}: not JSON", json.display()))?;
+    let Some(obj) = v.as_object_mut() else { bail!("sidecar {}: not a JSON object", json.display()) };
+    obj.insert("int8".into(), serde_json::to_value(cal)?);
+    let tmp = json.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&v)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &json).with_context(|| format!("replacing {}", json.display()))?;
+    Ok(json)
 }

@@ -127,11 +127,12 @@ pub fn run_epoch(
     pb: &ProgressBar,
     stop: &dyn Fn(usize) -> bool,
 ) -> Result<EpochResult> {
-    run_epoch_distill(model, opt, images, recipe, plan, start_step, masks, None, device, pb, stop)
+    run_epoch_distill(model, opt, images, recipe, plan, start_step, masks, None, None, device, pb, stop)
 }
 
-/// [`run_epoch`] with an optional distillation term. The loss it reports (`mean_loss`) is the
-/// L1 to the HR crops alone, comparable with and without a teacher.
+/// [`run_epoch`] with an optional distillation term, and optionally quantisation-aware (`qat`:
+/// the activation grids; the forward is [`sesr::qat::forward`]). The loss it reports
+/// (`mean_loss`) is the L1 to the HR crops alone, comparable with and without a teacher.
 #[allow(clippy::too_many_arguments)]
 pub fn run_epoch_distill(
     model: &ExpandedSesr,
@@ -142,6 +143,7 @@ pub fn run_epoch_distill(
     start_step: usize,
     masks: Option<&[Tensor]>,
     distill: Option<&Distill>,
+    qat: Option<&[Vec<sesr::native::int8::ActQuant>]>,
     device: Device,
     pb: &ProgressBar,
     stop: &dyn Fn(usize) -> bool,
@@ -169,7 +171,10 @@ pub fn run_epoch_distill(
             if let Some(m) = masks {
                 c = c.masked(m);
             }
-            c.forward_unclamped(&lr)
+            match qat {
+                Some(acts) => sesr::qat::forward(&c, acts, &lr, sesr::qat::Mode::Train)?,
+                None => c.forward_unclamped(&lr),
+            }
         };
         let l1 = (&sr - hr).abs().mean(Kind::Float);
         let loss = match distill {
@@ -212,4 +217,17 @@ pub fn validate(
         c = c.masked(m);
     }
     evaluate(&Upscaler::Net { model: c, device }, sets)
+}
+
+/// Scores the int8 kernel (the element's `precision=int8`) on the model's current weights and
+/// the activation grids `acts`: what a QAT run ships.
+pub fn validate_int8(
+    model: &ExpandedSesr,
+    acts: &[Vec<sesr::native::int8::ActQuant>],
+    sets: &[EvalSet],
+) -> Result<Vec<SetScore>> {
+    let weights = model.collapse_detached().to_weights()?;
+    let net = sesr::native::NativeSesr::with_int8(&weights, acts, sesr::native::Isa::best())
+        .map_err(|e| anyhow::anyhow!("int8 kernel: {e}"))?;
+    evaluate(&Upscaler::Native { net }, sets)
 }

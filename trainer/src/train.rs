@@ -3,12 +3,13 @@
 use crate::checkpoint::{self, TrainState};
 use crate::data::{epoch_plan, load_training_set};
 use crate::eval::{load_sets, mean_psnr};
-use crate::fit::{ctrl_c_flag, progress_bar, run_epoch_distill, validate, CommonArgs, Distill};
+use crate::fit::{ctrl_c_flag, progress_bar, run_epoch_distill, validate, validate_int8, CommonArgs, Distill};
 use crate::models::Teacher;
 use crate::optim::AmsGrad;
 use crate::rng::Rng;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use sesr::native::int8::Int8Calibration;
 use sesr::{ExpandedSesr, Preset};
 use std::io::Write;
 use std::path::PathBuf;
@@ -59,6 +60,18 @@ pub struct TrainArgs {
     /// Weight of the L1 term to the teacher's output (the L1 to the HR image keeps weight 1).
     #[arg(long, default_value_t = 1.0, requires = "teacher")]
     pub distill_weight: f64,
+    /// Quantisation-aware fine-tuning for the int8 kernel, from a trained float run (`--init
+    /// RUN`): the forward is the kernel's integer forward (`sesr::qat`) with straight-through
+    /// gradients, on activation grids calibrated at the start on the training images (kept in
+    /// `OUT/int8.json`; `export` writes them and the integer weights into the sidecar), and
+    /// validation scores the int8 kernel itself. A resumed QAT run stays one.
+    #[arg(long)]
+    pub qat: bool,
+}
+
+/// The QAT grids of a run folder.
+pub fn qat_path(run_dir: &std::path::Path) -> PathBuf {
+    run_dir.join("int8.json")
 }
 
 pub fn set_threads(threads: Option<usize>) {
@@ -85,6 +98,7 @@ fn write_recipe(run_dir: &std::path::Path, args: &TrainArgs, cfg: &sesr::SesrCon
         "init": args.init,
         "teacher": args.teacher,
         "distill_weight": args.teacher.as_ref().map(|_| args.distill_weight),
+        "qat": args.qat,
     });
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(run_dir.join("recipe.jsonl"))?;
     writeln!(f, "{line}")?;
@@ -93,6 +107,39 @@ fn write_recipe(run_dir: &std::path::Path, args: &TrainArgs, cfg: &sesr::SesrCon
 
 pub fn warn(msg: String) {
     eprintln!("warning: {msg}");
+}
+
+/// The activation grids of a QAT run: its `int8.json` when resumed, else calibrated now on the
+/// training images from the initial weights (and written there first, so that an interrupted
+/// run resumes on the same grids). A new run also scores the int8 kernel before any step.
+fn qat_grids(
+    args: &TrainArgs,
+    model: &ExpandedSesr,
+    path: &std::path::Path,
+    val_sets: &[crate::eval::EvalSet],
+) -> Result<Int8Calibration> {
+    if path.is_file() {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let cal: Int8Calibration =
+            serde_json::from_str(&text).with_context(|| format!("{}: not an int8 calibration", path.display()))?;
+        eprintln!("QAT on the activation grids of {}", path.display());
+        return Ok(cal);
+    }
+    let weights = model.collapse_detached().to_weights()?;
+    let acts = crate::models::calibrate(&weights, &args.common.data)?;
+    let folders = args.common.data.iter().map(|d| d.display().to_string()).collect();
+    let cal = Int8Calibration { activations: acts, images: 64, folders, qat: true, layers: Vec::new() };
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&cal)?)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    let before = validate_int8(model, &cal.activations, val_sets)?;
+    let vals: Vec<String> = before.iter().map(|s| format!("{} {:.3}", s.set, s.psnr_y)).collect();
+    eprintln!(
+        "QAT: activation grids calibrated into {}; int8 kernel before QAT: PSNR-Y {}",
+        path.display(),
+        vals.join(", ")
+    );
+    Ok(cal)
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -121,6 +168,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
         None => args.out.clone(),
     };
     std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let qat_file = qat_path(&run_dir);
+    let qat = args.qat || (args.resume.is_some() && qat_file.is_file());
+    if qat && args.resume.is_none() && args.init.is_none() {
+        bail!("--qat fine-tunes a trained float run: give it with --init RUN");
+    }
+    if qat && args.resume.is_some() && !qat_file.is_file() {
+        bail!(
+            "{} is a float run ({} missing): start QAT from it with --qat --init",
+            run_dir.display(),
+            qat_file.display()
+        );
+    }
+    if args.qat && args.resume.is_none() && qat_file.exists() {
+        bail!("{} already holds a QAT run: resume it with --resume, or choose another --out", run_dir.display());
+    }
 
     let teacher = match &args.teacher {
         Some(t) => {
@@ -173,6 +235,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         eprintln!("resumed from {} at epoch {} step {}", d.display(), state.epoch, state.step);
     }
 
+    let acts = if qat { Some(qat_grids(&args, &model, &qat_file, &val_sets)?) } else { None };
+
     let stop = ctrl_c_flag();
     let metrics_path = run_dir.join("metrics.csv");
     if !metrics_path.exists() {
@@ -204,6 +268,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             first,
             None,
             distill.as_ref(),
+            acts.as_ref().map(|c| &c.activations[..]),
             device,
             &pb,
             &should_stop,
@@ -234,7 +299,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             return Ok(());
         }
 
-        let scores = validate(&model, None, &val_sets, device)?;
+        let scores = match &acts {
+            Some(c) => validate_int8(&model, &c.activations, &val_sets)?,
+            None => validate(&model, None, &val_sets, device)?,
+        };
         let psnr = mean_psnr(&scores);
         let mut row = format!("{},{:.6},{:.1},{:.1}", epoch + 1, result.mean_loss, result.crops_per_s(), result.secs);
         for s in &scores {

@@ -479,3 +479,72 @@ fn ecb_blocks_distillation_and_replacing_an_export() {
     assert!(d.join("model.metrics.csv").is_file() && d.join("model.plot.png").is_file());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn qat_fine_tunes_resumes_and_exports_integer_weights() {
+    let d = tmp("qat");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    make_data(&data);
+    let data_s = data.to_str().unwrap();
+    let (float, qat) = (d.join("float"), d.join("qat"));
+    let (float_s, qat_s) = (float.to_str().unwrap(), qat.to_str().unwrap());
+    let mut a = vec!["train", "--data", data_s, "--val", data_s, "--out", float_s, "--epochs", "1", "--threads", "1"];
+    a.extend(SMALL);
+    let o = trainer(&a);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // QAT needs a trained run to start from.
+    let mut a = vec!["train", "--qat", "--data", data_s, "--out", qat_s, "--epochs", "1"];
+    a.extend(SMALL);
+    let o = trainer(&a);
+    assert!(!o.status.success() && text(&o).contains("--init"), "{}", text(&o));
+
+    let qat_run = |epochs: &str, start: &[&str]| {
+        let mut a = vec!["train", "--data", data_s, "--val", data_s, "--epochs", epochs, "--threads", "1"];
+        a.extend(start);
+        a.extend(SMALL);
+        trainer(&a)
+    };
+    let start = ["--qat", "--init", float_s, "--out", qat_s, "--lr", "1e-5"];
+    let o = qat_run("1", &start);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("int8 kernel before QAT") && t.contains("epoch 1/1"), "{t}");
+    let grids = std::fs::read_to_string(qat.join("int8.json")).unwrap();
+    assert!(grids.contains("\"qat\": true"), "{grids}");
+    // Starting a second QAT run over it is refused (it would recalibrate under trained weights).
+    let o = qat_run("1", &start);
+    assert!(!o.status.success() && text(&o).contains("--resume"), "{}", text(&o));
+    // Resuming keeps the grids (not recalibrated) and the QAT forward.
+    let o = qat_run("2", &["--resume", qat_s]);
+    let t = text(&o);
+    assert!(o.status.success() && t.contains("QAT on the activation grids") && t.contains("epoch 2/2"), "{t}");
+    assert_eq!(std::fs::read_to_string(qat.join("int8.json")).unwrap(), grids);
+    let recipe = std::fs::read_to_string(qat.join("recipe.jsonl")).unwrap();
+    assert!(recipe.lines().next().unwrap().contains("\"qat\":true"), "{recipe}");
+
+    // The export carries the grids and the integer weights; the int8 kernel runs it from the
+    // sidecar alone, and scores what the run's last validation scored (best = an epoch's weights).
+    let pt = d.join("q.pt");
+    let pt_s = pt.to_str().unwrap();
+    let o = trainer(&["export", qat_s, "--out", pt_s]);
+    assert!(o.status.success() && text(&o).contains("integer weights"), "{}", text(&o));
+    let side: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("q.json")).unwrap()).unwrap();
+    assert_eq!(side["int8"]["qat"], true);
+    let layers = side["int8"]["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 5, "input, 3 blocks, output");
+    let q = layers[2]["q"].as_array().unwrap();
+    assert_eq!(q.len(), 16 * 16 * 9);
+    assert!(q.iter().all(|v| v.as_i64().is_some_and(|v| v.abs() <= 63)), "7-bit weights between the blocks");
+    let o = trainer(&["eval", data_s, "--model", pt_s, "--native", "int8"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Integers that are not the kernel's own quantisation of the weights are refused.
+    let mut bad = side.clone();
+    let v = bad["int8"]["layers"][1]["q"][0].as_i64().unwrap();
+    bad["int8"]["layers"][1]["q"][0] = serde_json::json!(if v > 0 { v - 1 } else { v + 1 });
+    std::fs::write(d.join("q.json"), serde_json::to_string(&bad).unwrap()).unwrap();
+    let o = trainer(&["eval", data_s, "--model", pt_s, "--native", "int8"]);
+    assert!(!o.status.success() && text(&o).contains("differ from the kernel"), "{}", text(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}
