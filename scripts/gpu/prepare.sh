@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares the folder gpu/ (git-ignored through .git/info/exclude) that a GPU session carries to
 # the lent machine (`device` tool, `carry: ["gpu"]`, 64 MiB at most): the stripped trainer and
-# benchmark binaries, the training photos packed as 8-bit luma PNGs (examples/luma_gray.rs;
+# benchmark and kernel-test binaries, the training photos packed as 8-bit luma PNGs (examples/luma_gray.rs;
 # 23 MB instead of 59 MB) and the validation sets. Then, on the device: `bash scripts/gpu/device.sh`.
 #   scripts/gpu/prepare.sh [DATA_DIR]   (default ../shared/data)
 set -euo pipefail
@@ -12,10 +12,17 @@ grep -qx '/gpu/' .git/info/exclude 2>/dev/null || echo '/gpu/' >> .git/info/excl
 # shellcheck disable=SC1091
 . target/sesr-env.sh
 cargo build --release -p trainer
-cargo build --release -p sesr --example bench_cuda --example bench_engine --example luma_gray
+cargo build --release -p sesr --example bench_engine --example luma_gray
 cargo test --release -p sesr --no-default-features --test native_reference --no-run
-mkdir -p gpu/val
-for b in trainer examples/bench_cuda examples/bench_engine; do cp "target/release/$b" gpu/; strip "gpu/$(basename "$b")"; done
+mkdir -p gpu
+for b in trainer examples/bench_engine; do cp "target/release/$b" gpu/; strip "gpu/$(basename "$b")"; done
+cp "$(ls -t target/release/deps/native_reference-* | grep -v '\.d$' | head -1)" gpu/native_reference
+strip gpu/native_reference
+# The photos and the validation sets as luma PNGs (the call carries 64 MiB with the tracked tree).
 [ -d gpu/data/BSD200 ] || ./target/release/examples/luma_gray gpu/data "$data/train/T91" "$data/train/BSD200"
-cp -r "$data/val/Set5" "$data/val/Set14" gpu/val/
+[ -d gpu/val/Set14 ] || ./target/release/examples/luma_gray gpu/val "$data/val/Set5" "$data/val/Set14"
+if [ -d data/extra-photos ] && [ ! -d gpu/data/extra-photos ]; then   # scripts/extra-photos.sh
+  ./target/release/examples/luma_gray gpu/data data/extra-photos
+fi
 du -sh gpu
+git ls-files -z | du -cb --files0-from=- | tail -1   # plus gpu/: at most 64 MiB in all
