@@ -60,7 +60,7 @@ impl Plane {
         Plane { width: self.width, height: self.height, data: self.data.iter().map(|&v| f(v)).collect() }
     }
 
-    /// Samples in [0,1] quantised to 8 bits and back: `round(clamp(v,0,1)·255)/255`.
+    /// Samples in \[0, 1\] quantised to 8 bits and back: `round(clamp(v,0,1)·255)/255`.
     pub fn quantize_unit(&self) -> Plane {
         self.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() / 255.0)
     }

@@ -1,6 +1,6 @@
 //! Integer inference: 8-bit activations × 7-bit weights, 32-bit sums.
 //!
-//! Quantisation (what a QAT forward has to model, and what [`conv_row`] computes):
+//! Quantisation (what a QAT forward has to model, and what `conv_row` computes):
 //! * weights per output channel, symmetric: `w ≈ sw[co] · q`, `q ∈ [−63, 63]` (7 bits: see
 //!   below; the input conv, whose input is exact, keeps `[−127, 127]`);
 //! * each layer's input per channel, asymmetric 8-bit: `a[ci] ≈ s[ci] · (q − z[ci])`,
@@ -19,6 +19,12 @@
 //! `vpmaddwd` by ones adds the pairs into int32: 32 multiply-accumulates in 3 instructions, where
 //! float32 FMA does 8 in one. (`vpdpbusd` of AVX-VNNI does all three in one.) The input conv
 //! reads the exact `2Y − 255` as int16 in a pair word `(2Y − 255, 0)` with `vpmaddwd`.
+//!
+//! Blocks: scalar (the reference, and the portable variant), AVX2 (ymm, 16 pixels × 4 output
+//! channels), the same with AVX-VNNI or AVX512-VNNI on ymm, and in the AVX-512 variant
+//! AVX512-VNNI on zmm (64 pixels × 4 channels). All compute the same integers and end through
+//! the same float steps (`finish`, vectorised in `finish_block`), so they agree bit for bit
+//! (`tests/native_reference.rs`). [`crate::qat`] models this arithmetic for training.
 
 use super::{Layer, Post, PAD};
 
@@ -967,7 +973,7 @@ fn best_grid(samples: &[f32], lo: f32, hi: f32) -> ActQuant {
 
 /// Post-training calibration: each layer's input over `planes` (8-bit luma `(data, w, h)`, e.g.
 /// LR crops of training images) in the float network, per channel, as the 8-bit grid of least
-/// squared error ([`best_grid`]). Returns per layer one [`ActQuant`] per input channel (the
+/// squared error (`best_grid`). Returns per layer one [`ActQuant`] per input channel (the
 /// first layer's, the network input, is fixed by the kernel).
 pub fn calibrate(weights: &crate::weights::CollapsedWeights, planes: &[(&[u8], usize, usize)]) -> Vec<Vec<ActQuant>> {
     let f = weights.cfg.f;
