@@ -185,6 +185,7 @@ pub(super) struct LayerQuant {
     /// of one output channel. Pairs: `[cout/4][cin/2][k][k][4]`, the i16 pair (2q, 2q+1).
     pub w: Vec<u32>,
     /// `Σ q_w · z` over the input channels and taps, per output channel (quads; else 0).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86 blocks only
     pub corr: Vec<i32>,
     /// `sw[co]` per output channel (the input scales are folded into the weights).
     pub scale: Vec<f32>,
