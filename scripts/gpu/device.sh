@@ -5,7 +5,8 @@
 # cores 0-1 the native kernels' bit-exactness tests (gpu/native_reference) and the engine bench
 # at two threads (int8 with VNNI against fp32 AVX-512, issue #11), then the runs named in RUNS go
 # on until T0+TRAIN_END seconds (SIGINT: each saves last/), and are tarred into $OUT.
-#   RUNS: "name:init-or-resume:crop:data-folders" entries (default below), LR the learning rate.
+#   RUNS: "name:resume|init=RUN:crop:base|extra" entries (default: resume the three shipped runs;
+#   session 6 ran "NAME-extra:init=NAME:64:extra" fine-tunes with the extra photos), LR the lr.
 set -u
 T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
@@ -15,7 +16,7 @@ G=gpu; D=$G/data; V="--val $G/val/Set5 $G/val/Set14"
   grep -o 'avx512[a-z_]*\|avx2\|avx_vnni\|amx[a-z_]*' /proc/cpuinfo | sort | uniq -c; } > "$OUT/machine.txt" 2>&1
 END=$((T0 + ${TRAIN_END:-480}))
 base="$D/T91 $D/BSD200"; extra="$base $D/extra-photos"
-RUNS=${RUNS:-"m5x2-ecb:resume:64:base m5x2-ecb-extra:init=m5x2-ecb:64:extra m3x2-ecb-extra:init=m3x2-ecb:64:extra m5x4-ecb-extra:init=m5x4-ecb:50:extra"}
+RUNS=${RUNS:-"m5x2-ecb:resume:64:base m3x2-ecb:resume:64:base m5x4-ecb:resume:50:base"}
 names=()
 for spec in $RUNS; do
   IFS=: read -r name how crop set <<< "$spec"
