@@ -278,14 +278,13 @@ pub fn quantise_conv(
 }
 
 impl LayerQuant {
-    /// Quantises OIHW `weight` (times the input scales) per output channel; `input`: this
+    /// Lays out a conv's integer weights ([`integer_layers`]) for the blocks; `input`: this
     /// layer's input quantisation per channel, `out` the next layer's (empty for the output
     /// conv), `res` the `f0` ring's; `quad`/`out_quad`: input/output in quads of bytes (else
     /// int16 pairs).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        weight: &[f32],
-        bias: &[f32],
+        qc: QuantConv,
         cout: usize,
         cin: usize,
         k: usize,
@@ -295,8 +294,7 @@ impl LayerQuant {
         quad: bool,
         out_quad: bool,
     ) -> Self {
-        let QuantConv { scale: sw, q, bias } =
-            quantise_conv(weight, bias, cout, cin, k, input, if quad { QW_MAX } else { QW_MAX_INPUT });
+        let QuantConv { scale: sw, q, bias } = qc;
         let at = |co: usize, ci: usize, t: usize| if ci < cin { q[(co * cin + ci) * k * k + t] } else { 0 };
         let group = if quad { 4 } else { 2 };
         let mut w = Vec::with_capacity(cout * cin.div_ceil(group) * k * k);

@@ -311,17 +311,13 @@ impl NativeSesr {
                 return Err(format!("invalid activation quantisation {bad:?}"));
             }
         }
-        let convs: Vec<&ConvWeights> = std::iter::once(&weights.input)
-            .chain(weights.blocks.iter().map(|(c, _)| c))
-            .chain(std::iter::once(&weights.output))
-            .collect();
-        for (l, c) in convs.into_iter().enumerate() {
+        for (l, qc) in int8::integer_layers(weights, &acts).into_iter().enumerate() {
             let out: &[int8::ActQuant] = if l + 1 < n { &acts[l + 1] } else { &[] };
             // Quads of bytes between the blocks; int16 pairs into the input conv (exact input)
             // and into the output conv (8-bit weights: the 7-bit ones cost 0.03 dB there).
             let quad = |l: usize| l > 0 && l + 1 < n;
-            let (a, r) = (&acts[l], &acts[1]);
-            let q = int8::LayerQuant::new(&c.weight, &c.bias, c.cout, c.cin, c.k, a, out, r, quad(l), quad(l + 1));
+            let (layer, a, r) = (&net.layers[l], &acts[l], &acts[1]);
+            let q = int8::LayerQuant::new(qc, layer.cout, layer.cin, layer.k, a, out, r, quad(l), quad(l + 1));
             net.layers[l].q = Some(q);
         }
         net.int8 = true;

@@ -20,16 +20,12 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     let weights = sesr::weights::ExportedWeights::read(&a.model, false)
         .with_context(|| format!("model '{}'", a.model.display()))?
         .weights;
-    let activations = crate::models::calibrate(&weights, &a.calib)?;
+    let (activations, images) = crate::models::calibrate(&weights, &a.calib)?;
     // The network must build from it (ranges valid, one per channel of every layer).
     sesr::native::NativeSesr::with_int8(&weights, &activations, sesr::native::Isa::Portable)
         .map_err(|e| anyhow::anyhow!("calibration unusable: {e}"))?;
-    let mut images = 0;
-    for d in &a.calib {
-        images += sesr::image_io::list_images(d)?.len();
-    }
     let folders = a.calib.iter().map(|d| d.canonicalize().unwrap_or(d.clone()).display().to_string()).collect();
-    let cal = Int8Calibration::new(&weights, activations, images.min(64), folders, false);
+    let cal = Int8Calibration::new(&weights, activations, images, folders, false);
     let json = write_into_sidecar(&a.model, &cal)?;
     println!(
         "wrote the int8 calibration ({} layers, crops of up to {} images from {}) into {}",

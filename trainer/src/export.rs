@@ -99,9 +99,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     std::fs::rename(&tmp, &side).with_context(|| format!("cannot write {}", side.display()))?;
     // A QAT run: its activation grids, and the integer weights they give, go with the model.
     if let Some(path) = run_dir.as_ref().map(|r| crate::train::qat_path(r)).filter(|p| p.is_file()) {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let cal: sesr::native::int8::Int8Calibration =
-            serde_json::from_str(&text).with_context(|| format!("{}: not an int8 calibration", path.display()))?;
+        let cal = crate::train::read_qat_grids(&path)?;
         let cal = sesr::native::int8::Int8Calibration::new(
             &model.to_weights()?,
             cal.activations,

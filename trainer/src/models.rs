@@ -107,7 +107,7 @@ impl Upscaler {
             let stored = if calib.is_empty() { stored? } else { None };
             let acts = match stored {
                 Some(c) => c.activations,
-                None => calibrate(&weights, calib)?,
+                None => calibrate(&weights, calib)?.0,
             };
             sesr::native::NativeSesr::with_int8(
                 &weights,
@@ -167,7 +167,7 @@ impl Upscaler {
 pub fn calibrate(
     weights: &sesr::weights::CollapsedWeights,
     dirs: &[std::path::PathBuf],
-) -> Result<Vec<Vec<sesr::native::int8::ActQuant>>> {
+) -> Result<(Vec<Vec<sesr::native::int8::ActQuant>>, usize)> {
     if dirs.is_empty() {
         bail!("--native int8 needs a calibration: the model's sidecar has none, so give --calib DIR (training images to calibrate the activation ranges on)");
     }
@@ -196,5 +196,5 @@ pub fn calibrate(
         );
     }
     let planes: Vec<(&[u8], usize, usize)> = crops.iter().map(|(c, w, h)| (&c[..], *w, *h)).collect();
-    Ok(sesr::native::int8::calibrate(weights, &planes))
+    Ok((sesr::native::int8::calibrate(weights, &planes), crops.len()))
 }

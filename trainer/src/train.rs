@@ -74,6 +74,12 @@ pub fn qat_path(run_dir: &std::path::Path) -> PathBuf {
     run_dir.join("int8.json")
 }
 
+/// Reads a QAT run's grids ([`qat_path`]).
+pub fn read_qat_grids(path: &std::path::Path) -> Result<Int8Calibration> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not an int8 calibration", path.display()))
+}
+
 pub fn set_threads(threads: Option<usize>) {
     let n = threads.unwrap_or_else(sesr::available_threads);
     tch::set_num_threads(n as i32);
@@ -119,16 +125,14 @@ fn qat_grids(
     val_sets: &[crate::eval::EvalSet],
 ) -> Result<Int8Calibration> {
     if path.is_file() {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let cal: Int8Calibration =
-            serde_json::from_str(&text).with_context(|| format!("{}: not an int8 calibration", path.display()))?;
+        let cal = read_qat_grids(path)?;
         eprintln!("QAT on the activation grids of {}", path.display());
         return Ok(cal);
     }
     let weights = model.collapse_detached().to_weights()?;
-    let acts = crate::models::calibrate(&weights, &args.common.data)?;
+    let (acts, images) = crate::models::calibrate(&weights, &args.common.data)?;
     let folders = args.common.data.iter().map(|d| d.display().to_string()).collect();
-    let cal = Int8Calibration { activations: acts, images: 64, folders, qat: true, layers: Vec::new() };
+    let cal = Int8Calibration { activations: acts, images, folders, qat: true, layers: Vec::new() };
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(&cal)?)?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
