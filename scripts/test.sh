@@ -34,6 +34,9 @@ if have clippy; then
   cargo clippy -p sesr --no-default-features --all-targets -- -D warnings
 fi
 cargo test -p sesr --no-default-features "$@"
+echo "== which native kernel variants and int8 blocks this CPU tested (the others say SKIPPED)"
+cargo test -p sesr --no-default-features "$@" --test native_reference -- --nocapture --test-threads 1 2>&1 \
+  | sed "s/^test .* \.\.\. //" | grep -E "tested|SKIPPED" | sort -u
 echo "== soak: sesrupscale for 1 minute (renegotiation, seeks, state cycles, model swaps, tee)"
 # The library (libgstsesr.so, which the soak loads from the build folder) and the soak itself.
 cargo build --release -p gst-plugin-sesr --lib --example soak
