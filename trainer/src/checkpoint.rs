@@ -33,6 +33,9 @@ pub struct TrainState {
     /// Paths of the training folders, for the export sidecar.
     pub train_data: Vec<String>,
     pub train_images: usize,
+    /// Decay of the weight average kept beside the weights (`ema.safetensors`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<f64>,
 }
 
 /// The folder's name and parent, for its siblings.
@@ -48,7 +51,16 @@ pub fn prev_path(dir: &Path) -> PathBuf {
     dir.with_file_name(format!("{name}.prev"))
 }
 
-pub fn save(dir: &Path, cfg: &SesrConfig, vs: &VarStore, opt: &AmsGrad, state: &TrainState) -> Result<()> {
+/// Writes a checkpoint; `ema`, when given, is kept beside the weights as
+/// [`crate::ema::FILE`] (its decay must be `state.ema`).
+pub fn save(
+    dir: &Path,
+    cfg: &SesrConfig,
+    vs: &VarStore,
+    opt: &AmsGrad,
+    state: &TrainState,
+    ema: Option<&crate::ema::Ema>,
+) -> Result<()> {
     let (parent, name) = parent_and_name(dir)?;
     let kept = || {
         if dir.exists() {
@@ -69,8 +81,13 @@ pub fn save(dir: &Path, cfg: &SesrConfig, vs: &VarStore, opt: &AmsGrad, state: &
         opt.save(&tmp.join("optimizer.safetensors"))?;
         std::fs::write(tmp.join("config.json"), cfg.to_json())?;
         std::fs::write(tmp.join("state.json"), serde_json::to_string_pretty(state)?)?;
+        let mut files = vec!["model.safetensors", "optimizer.safetensors", "config.json", "state.json"];
+        if let Some(e) = ema {
+            e.save(&tmp.join(crate::ema::FILE))?;
+            files.push(crate::ema::FILE);
+        }
         // On the disk before the rename makes it the checkpoint.
-        for f in ["model.safetensors", "optimizer.safetensors", "config.json", "state.json"] {
+        for f in files {
             std::fs::File::open(tmp.join(f))?.sync_all()?;
         }
         Ok(())
@@ -114,10 +131,12 @@ fn looks_whole(dir: &Path) -> bool {
     let json_ok = |f: &str| {
         std::fs::read_to_string(dir.join(f)).ok().and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
     };
-    let state_ok = json_ok("state.json").is_some_and(|v| serde_json::from_value::<TrainState>(v).is_ok());
+    let state = json_ok("state.json").and_then(|v| serde_json::from_value::<TrainState>(v).ok());
     let config_ok = json_ok("config.json").is_some_and(|v| serde_json::from_value::<SesrConfig>(v).is_ok());
-    state_ok
+    let ema_ok = state.as_ref().is_some_and(|s| s.ema.is_none() || safetensors_whole(&dir.join(crate::ema::FILE)));
+    state.is_some()
         && config_ok
+        && ema_ok
         && ["model.safetensors", "optimizer.safetensors"].iter().all(|f| safetensors_whole(&dir.join(f)))
 }
 
@@ -317,6 +336,7 @@ mod tests {
             best_epoch: 0,
             train_data: vec![],
             train_images: 1,
+            ema: None,
         }
     }
 
@@ -336,10 +356,10 @@ mod tests {
         let d = tmp("prev");
         let (cfg, vs, opt) = model(1);
         let last = d.join("last");
-        save(&last, &cfg, &vs, &opt, &state(1)).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(1), None).unwrap();
         assert!(!prev_path(&last).exists());
-        save(&last, &cfg, &vs, &opt, &state(2)).unwrap();
-        save(&last, &cfg, &vs, &opt, &state(3)).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(2), None).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(3), None).unwrap();
         assert_eq!(read_state(&last).unwrap().epoch, 3);
         assert_eq!(read_state(&d.join("last.prev")).unwrap().epoch, 2);
         assert!(!d.join(".last.tmp").exists(), "no temporary folder left");
@@ -355,8 +375,8 @@ mod tests {
         let d = tmp("corrupt");
         let (cfg, mut vs, mut opt) = model(1);
         let last = d.join("last");
-        save(&last, &cfg, &vs, &opt, &state(1)).unwrap();
-        save(&last, &cfg, &vs, &opt, &state(2)).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(1), None).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(2), None).unwrap();
         let hint = format!("--resume {}", d.join("last.prev").display());
         let check = |e: anyhow::Error, file: &str| {
             let e = format!("{e:#}");
@@ -377,7 +397,7 @@ mod tests {
         let wide_vs = VarStore::new(tch::Device::Cpu);
         let _ = sesr::ExpandedSesr::new(&wide_vs.root(), wide_cfg);
         let wide = d.join("wide");
-        save(&wide, &wide_cfg, &wide_vs, &AmsGrad::new(&wide_vs, 1e-3, 1e-8), &state(1)).unwrap();
+        save(&wide, &wide_cfg, &wide_vs, &AmsGrad::new(&wide_vs, 1e-3, 1e-8), &state(1), None).unwrap();
         std::fs::copy(wide.join("optimizer.safetensors"), last.join("optimizer.safetensors")).unwrap();
         check(load_optimizer(&last, &vs, &mut opt, 1).unwrap_err(), "optimizer.safetensors");
         std::fs::write(last.join("optimizer.safetensors"), b"garbage").unwrap();
@@ -390,7 +410,7 @@ mod tests {
         // Saving over the damaged checkpoint (a run resumed from `last.prev`) keeps the good
         // previous one and sets the damaged one aside.
         let prev_before = contents(&prev);
-        save(&last, &cfg, &vs, &opt, &state(5)).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(5), None).unwrap();
         assert_eq!(contents(&prev), prev_before, "the good previous checkpoint was replaced");
         assert!(d.join("last.corrupt/state.json").is_file());
         assert!(looks_whole(&last) && looks_whole(&prev) && !looks_whole(&d.join("last.corrupt")));
@@ -406,8 +426,8 @@ mod tests {
         let d = tmp("failed");
         let (cfg, vs, opt) = model(1);
         let last = d.join("last");
-        save(&last, &cfg, &vs, &opt, &state(1)).unwrap();
-        save(&last, &cfg, &vs, &opt, &state(2)).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(1), None).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(2), None).unwrap();
         let (before, prev_before) = (contents(&last), contents(&prev_path(&last)));
         let unchanged = || {
             assert_eq!(contents(&last), before, "last changed");
@@ -417,14 +437,14 @@ mod tests {
         // The checkpoint's place is under a file: nothing can be written.
         let file = d.join("a_file");
         std::fs::write(&file, b"x").unwrap();
-        let e = format!("{:#}", save(&file.join("last"), &cfg, &vs, &opt, &state(3)).unwrap_err());
+        let e = format!("{:#}", save(&file.join("last"), &cfg, &vs, &opt, &state(3), None).unwrap_err());
         assert!(e.contains("cannot write checkpoint") && e.contains("a_file"), "{e}");
         // The previous checkpoint's place cannot be cleared (a file is there, not a folder):
         // the save fails before the current checkpoint moves.
         let prev = prev_path(&last);
         std::fs::rename(&prev, d.join("kept")).unwrap();
         std::fs::write(&prev, b"in the way").unwrap();
-        let e = format!("{:#}", save(&last, &cfg, &vs, &opt, &state(3)).unwrap_err());
+        let e = format!("{:#}", save(&last, &cfg, &vs, &opt, &state(3), None).unwrap_err());
         assert!(e.contains("last.prev") && e.contains("untouched"), "{e}");
         assert_eq!(contents(&last), before);
         std::fs::remove_file(&prev).unwrap();
@@ -438,13 +458,13 @@ mod tests {
             let ro = d.join("ro");
             std::fs::create_dir(&ro).unwrap();
             let ro_last = ro.join("last");
-            save(&ro_last, &cfg, &vs, &opt, &state(1)).unwrap();
+            save(&ro_last, &cfg, &vs, &opt, &state(1), None).unwrap();
             let ro_before = contents(&ro_last);
             std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
             if std::fs::write(ro.join("probe"), b"").is_ok() {
                 eprintln!("SKIPPED the read-only folder: this user writes into it anyway (root)");
             } else {
-                let e = format!("{:#}", save(&ro_last, &cfg, &vs, &opt, &state(2)).unwrap_err());
+                let e = format!("{:#}", save(&ro_last, &cfg, &vs, &opt, &state(2), None).unwrap_err());
                 assert!(e.contains("cannot write checkpoint") && e.contains("untouched"), "{e}");
                 assert_eq!(contents(&ro_last), ro_before);
                 assert_eq!(read_state(&ro_last).unwrap().epoch, 1);
@@ -453,7 +473,7 @@ mod tests {
         }
         // A leftover temporary folder of an interrupted save does not stop the next one.
         std::fs::create_dir_all(d.join(".last.tmp/junk")).unwrap();
-        save(&last, &cfg, &vs, &opt, &state(3)).unwrap();
+        save(&last, &cfg, &vs, &opt, &state(3), None).unwrap();
         assert_eq!(read_state(&last).unwrap().epoch, 3);
         assert_eq!(contents(&prev_path(&last)), before);
         std::fs::remove_dir_all(&d).unwrap();

@@ -127,11 +127,12 @@ pub fn run_epoch(
     pb: &ProgressBar,
     stop: &dyn Fn(usize) -> bool,
 ) -> Result<EpochResult> {
-    run_epoch_distill(model, opt, images, recipe, plan, start_step, masks, None, None, device, pb, stop)
+    run_epoch_distill(model, opt, images, recipe, plan, start_step, masks, None, None, None, device, pb, stop)
 }
 
 /// [`run_epoch`] with an optional distillation term, and optionally quantisation-aware (`qat`:
-/// the activation grids; the forward is [`sesr::qat::forward`]). The loss it reports
+/// the activation grids; the forward is [`sesr::qat::forward`]), updating a weight average
+/// (`ema`) after every step. The loss it reports
 /// (`mean_loss`) is the L1 to the HR crops alone, comparable with and without a teacher.
 #[allow(clippy::too_many_arguments)]
 pub fn run_epoch_distill(
@@ -144,6 +145,7 @@ pub fn run_epoch_distill(
     masks: Option<&[Tensor]>,
     distill: Option<&Distill>,
     qat: Option<&[Vec<sesr::native::int8::ActQuant>]>,
+    mut ema: Option<&mut crate::ema::Ema>,
     device: Device,
     pb: &ProgressBar,
     stop: &dyn Fn(usize) -> bool,
@@ -192,6 +194,9 @@ pub fn run_epoch_distill(
             bail!("loss became {total} at step {step}");
         }
         opt.step();
+        if let Some(e) = ema.as_deref_mut() {
+            e.update();
+        }
         loss_sum += lv;
         n += 1;
         crops += batch.len();

@@ -1,9 +1,11 @@
 //! `cargo run -p trainer -- <command>`: train, evaluate, export and run SESR models.
 
+mod average;
 mod bench;
 mod calibrate;
 mod checkpoint;
 mod data;
+mod ema;
 mod eval;
 mod export;
 mod fit;
@@ -43,6 +45,8 @@ enum Command {
     Prune(prune::PruneArgs),
     /// Structured pruning: keep the most important feature channels (f 16 → 12 → 8).
     Shrink(shrink::ShrinkArgs),
+    /// Average the weights of checkpoints of one run (e.g. its last epochs).
+    Average(average::AverageArgs),
     /// Benchmark training throughput: collapse-in-forward vs the expanded network.
     BenchTrain(bench::BenchArgs),
     /// (Re)draw a run's plot.png from its metrics.csv.
@@ -112,6 +116,7 @@ fn main() {
         Command::Export(a) => export::run(a),
         Command::Calibrate(a) => calibrate::run(a),
         Command::Upscale(a) => upscale::run(a),
+        Command::Average(a) => average::run(a),
         Command::BenchTrain(a) => bench::run(a),
         Command::Prune(a) => prune::run(a),
         Command::Shrink(a) => shrink::run(a),

@@ -180,8 +180,9 @@ pub fn run(args: PruneArgs) -> Result<()> {
             best_epoch,
             train_data: args.common.data.iter().map(|d| d.display().to_string()).collect(),
             train_images: images.len(),
+            ema: None,
         };
-        checkpoint::save(&dir, &cfg, &vs, &opt, &st)?;
+        checkpoint::save(&dir, &cfg, &vs, &opt, &st, None)?;
         crate::checkpoint::save_masks(&masks, &dir.join("mask.safetensors"))?;
         if round == 0 {
             pstate.dense_psnr = Some(best);

@@ -46,10 +46,11 @@ pub fn run(args: ShrinkArgs) -> Result<()> {
         best_epoch: 0,
         train_data: old.as_ref().map(|s| s.train_data.clone()).unwrap_or_default(),
         train_images: old.as_ref().map(|s| s.train_images).unwrap_or(0),
+        ema: None,
     };
     let opt = AmsGrad::new(&out_vs, 5e-4, 1e-7);
-    checkpoint::save(&args.out.join("last"), &narrow.cfg, &out_vs, &opt, &state)?;
-    checkpoint::save(&args.out.join("best"), &narrow.cfg, &out_vs, &opt, &state)?;
+    checkpoint::save(&args.out.join("last"), &narrow.cfg, &out_vs, &opt, &state, None)?;
+    checkpoint::save(&args.out.join("best"), &narrow.cfg, &out_vs, &opt, &state, None)?;
     println!(
         "kept channels {keep:?} of {}: f = {}, {} collapsed weights (was {}); checkpoint in {}",
         cfg.f,

@@ -2,6 +2,7 @@
 
 use crate::checkpoint::{self, TrainState};
 use crate::data::{epoch_plan, load_training_set};
+use crate::ema::Ema;
 use crate::eval::{load_sets, mean_psnr};
 use crate::fit::{ctrl_c_flag, progress_bar, run_epoch_distill, validate, validate_int8, CommonArgs, Distill};
 use crate::models::Teacher;
@@ -67,6 +68,13 @@ pub struct TrainArgs {
     /// validation scores the int8 kernel itself. A resumed QAT run stays one.
     #[arg(long)]
     pub qat: bool,
+    /// Keep an exponential moving average of the weights with this decay per step (e.g.
+    /// 0.999: about the last 1000 steps): validation, `best/` and so `export` use the average,
+    /// training goes on from the raw weights (`last/` keeps both). A resumed run keeps its
+    /// average (and its decay unless given again); given on resume of a run without one, the
+    /// average starts at the resumed weights.
+    #[arg(long)]
+    pub ema: Option<f64>,
 }
 
 /// The QAT grids of a run folder.
@@ -105,6 +113,7 @@ fn write_recipe(run_dir: &std::path::Path, args: &TrainArgs, cfg: &sesr::SesrCon
         "teacher": args.teacher,
         "distill_weight": args.teacher.as_ref().map(|_| args.distill_weight),
         "qat": args.qat,
+        "ema": args.ema,
     });
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(run_dir.join("recipe.jsonl"))?;
     writeln!(f, "{line}")?;
@@ -222,6 +231,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         best_epoch: 0,
         train_data: args.common.data.iter().map(|d| d.display().to_string()).collect(),
         train_images: images.len(),
+        ema: None,
     };
     if let Some(init) = &args.init {
         let d = checkpoint::resolve_best(init);
@@ -238,6 +248,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
         checkpoint::load_optimizer(d, &vs, &mut opt, state.opt_t)?;
         eprintln!("resumed from {} at epoch {} step {}", d.display(), state.epoch, state.step);
     }
+    let mut ema = match (args.ema.or(state.ema), &resume_dir) {
+        (None, _) => None,
+        (Some(decay), d) => {
+            let mut e = Ema::new(&vs, decay)?;
+            match d.as_ref().filter(|_| state.ema.is_some()) {
+                Some(d) => {
+                    e.load(&d.join(crate::ema::FILE)).map_err(|err| checkpoint::unusable(d, err))?;
+                    eprintln!("weight average (decay {decay}) resumed from {}", d.display());
+                }
+                None => eprintln!("keeping a weight average with decay {decay}, from the current weights"),
+            }
+            Some(e)
+        }
+    };
+    state.ema = ema.as_ref().map(|e| e.decay);
 
     let acts = if qat { Some(qat_grids(&args, &model, &qat_file, &val_sets)?) } else { None };
 
@@ -273,6 +298,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             None,
             distill.as_ref(),
             acts.as_ref().map(|c| &c.activations[..]),
+            ema.as_mut(),
             device,
             &pb,
             &should_stop,
@@ -291,7 +317,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             state.step = step;
             state.opt_t = opt.t;
             let last = run_dir.join("last");
-            checkpoint::save(&last, &cfg, &vs, &opt, &state)?;
+            checkpoint::save(&last, &cfg, &vs, &opt, &state, ema.as_ref())?;
             eprintln!(
                 "stopped at epoch {} step {step} ({} crops this session, {:.0} crops/s); checkpoint saved in {}",
                 epoch + 1,
@@ -303,6 +329,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             return Ok(());
         }
 
+        // Validation, and `best/`, see the average.
+        if let Some(e) = ema.as_mut() {
+            e.swap();
+        }
         let scores = match &acts {
             Some(c) => validate_int8(&model, &c.activations, &val_sets)?,
             None => validate(&model, None, &val_sets, device)?,
@@ -328,10 +358,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
             state.best_psnr = Some(psnr);
             state.best_epoch = epoch + 1;
         }
-        checkpoint::save(&run_dir.join("last"), &cfg, &vs, &opt, &state)?;
         if improved || scores.is_empty() {
-            checkpoint::save(&run_dir.join("best"), &cfg, &vs, &opt, &state)?;
+            // The scored weights alone: `best/` of an averaged run holds the average as its
+            // weights, and no second set.
+            let scored = TrainState { ema: None, ..state.clone() };
+            checkpoint::save(&run_dir.join("best"), &cfg, &vs, &opt, &scored, None)?;
         }
+        if let Some(e) = ema.as_mut() {
+            e.swap();
+        }
+        checkpoint::save(&run_dir.join("last"), &cfg, &vs, &opt, &state, ema.as_ref())?;
         let vals: Vec<String> = scores.iter().map(|s| format!("{} {:.3}", s.set, s.psnr_y)).collect();
         eprintln!(
             "epoch {}/{}: loss {:.5}, {:.0} crops/s, {:.0}s; PSNR-Y {}{}",

@@ -548,3 +548,118 @@ fn qat_fine_tunes_resumes_and_exports_integer_weights() {
     assert!(!o.status.success() && text(&o).contains("differ from the kernel"), "{}", text(&o));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The named tensors of a safetensors file.
+fn tensors(p: &Path) -> Vec<(String, tch::Tensor)> {
+    let mut v = tch::Tensor::read_safetensors(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn max_diff(a: &[(String, tch::Tensor)], b: &[(String, tch::Tensor)]) -> f64 {
+    assert_eq!(a.iter().map(|t| &t.0).collect::<Vec<_>>(), b.iter().map(|t| &t.0).collect::<Vec<_>>());
+    a.iter().zip(b).map(|((_, x), (_, y))| (x - y).abs().max().double_value(&[])).fold(0.0, f64::max)
+}
+
+#[test]
+fn weight_average_resumes_exactly_and_checkpoints_average() {
+    let d = tmp("ema");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    make_data(&data);
+    let data_s = data.to_str().unwrap();
+    let train = |run: &Path, extra: &[&str]| {
+        let mut a = vec!["train", "--data", data_s, "--val", data_s, "--out", run.to_str().unwrap()];
+        a.extend(["--threads", "1", "--seed", "3"]);
+        a.extend(SMALL);
+        a.extend(extra);
+        let o = trainer(&a);
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+
+    // Straight through two epochs with an average.
+    let straight = d.join("straight");
+    let t = train(&straight, &["--epochs", "2", "--ema", "0.5"]);
+    assert!(t.contains("weight average with decay 0.5"), "{t}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(straight.join("last/state.json")).unwrap()).unwrap();
+    assert_eq!(state["ema"].as_f64(), Some(0.5));
+    let (raw, avg) =
+        (tensors(&straight.join("last/model.safetensors")), tensors(&straight.join("last/ema.safetensors")));
+    assert!(max_diff(&raw, &avg) > 1e-6, "the average is not the raw weights");
+    // `best/` holds the scored weights (the average of its epoch) and no second set.
+    assert!(!straight.join("best/ema.safetensors").exists());
+    let best_epoch =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(straight.join("best/state.json")).unwrap())
+            .unwrap()["epoch"]
+            .as_u64();
+    if best_epoch == Some(2) {
+        assert_eq!(max_diff(&tensors(&straight.join("best/model.safetensors")), &avg), 0.0);
+    }
+    let recipe = std::fs::read_to_string(straight.join("recipe.jsonl")).unwrap();
+    assert!(recipe.contains("\"ema\":0.5"), "{recipe}");
+
+    // Interrupted mid-epoch, then resumed without --ema: the run keeps its average and ends
+    // where the straight run ended, bit for bit.
+    let split = d.join("split");
+    train(&split, &["--epochs", "2", "--ema", "0.5", "--max-steps", "7"]);
+    assert!(split.join("last/ema.safetensors").is_file());
+    let o = trainer(&with_recipe(&[
+        "train",
+        "--data",
+        data_s,
+        "--val",
+        data_s,
+        "--resume",
+        split.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+        "--model",
+        "m3",
+    ]));
+    assert!(o.status.success() && text(&o).contains("weight average (decay 0.5) resumed"), "{}", text(&o));
+    assert_eq!(max_diff(&tensors(&split.join("last/model.safetensors")), &raw), 0.0);
+    assert_eq!(max_diff(&tensors(&split.join("last/ema.safetensors")), &avg), 0.0);
+
+    // A lost average is a clear error naming the checkpoint.
+    std::fs::remove_file(split.join("last/ema.safetensors")).unwrap();
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", split.to_str().unwrap(), "--epochs", "3"]));
+    assert!(!o.status.success() && text(&o).contains("missing or corrupt"), "{}", text(&o));
+    assert!(!text(&o).contains("panicked"), "{}", text(&o));
+
+    // `average`: the element-wise mean, a checkpoint that evaluates and exports.
+    let other = d.join("other");
+    train(&other, &["--epochs", "1"]);
+    let out = d.join("avg");
+    let o = trainer(&[
+        "average",
+        straight.join("last").to_str().unwrap(),
+        other.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (a, b) = (tensors(&straight.join("last/model.safetensors")), tensors(&other.join("last/model.safetensors")));
+    let want: Vec<(String, tch::Tensor)> =
+        a.iter().zip(&b).map(|((n, x), (_, y))| (n.clone(), (x + y) / 2.0)).collect();
+    assert!(max_diff(&tensors(&out.join("model.safetensors")), &want) < 1e-7);
+    let o = trainer(&["eval", data_s, "--model", out.to_str().unwrap(), "--device", "cpu"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = trainer(&["export", out.to_str().unwrap(), "--out", d.join("avg.pt").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Refused: an existing output, and checkpoints of different models.
+    let o = trainer(&["average", straight.to_str().unwrap(), other.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("exists"), "{}", text(&o));
+    let m5 = d.join("m5");
+    let mut a = vec!["train", "--data", data_s, "--out", m5.to_str().unwrap(), "--epochs", "1", "--max-steps", "1"];
+    a.extend(RECIPE);
+    let o = trainer(&a);
+    assert!(o.status.success(), "{}", text(&o));
+    let o =
+        trainer(&["average", straight.to_str().unwrap(), m5.to_str().unwrap(), "-o", d.join("x").to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("only checkpoints of one model"), "{}", text(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}
