@@ -196,6 +196,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.qat && args.resume.is_none() && qat_file.exists() {
         bail!("{} already holds a QAT run: resume it with --resume, or choose another --out", run_dir.display());
     }
+    if qat && args.resume.is_some() {
+        // Damaged grids stop the resume before anything of the run is written.
+        read_qat_grids(&qat_file)?;
+    }
 
     let teacher = match &args.teacher {
         Some(t) => {

@@ -523,6 +523,15 @@ fn qat_fine_tunes_resumes_and_exports_integer_weights() {
     assert_eq!(std::fs::read_to_string(qat.join("int8.json")).unwrap(), grids);
     let recipe = std::fs::read_to_string(qat.join("recipe.jsonl")).unwrap();
     assert!(recipe.lines().next().unwrap().contains("\"qat\":true"), "{recipe}");
+    // Damaged grids are a clear error, and nothing of the run is touched.
+    std::fs::write(qat.join("int8.json"), &grids[..grids.len() / 2]).unwrap();
+    let before = folder_bytes(&qat.join("last"));
+    let o = qat_run("3", &["--resume", qat_s]);
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("int8.json") && t.contains("not an int8 calibration"), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+    assert_eq!(folder_bytes(&qat.join("last")), before);
+    std::fs::write(qat.join("int8.json"), &grids).unwrap();
 
     // The export carries the grids and the integer weights; the int8 kernel runs it from the
     // sidecar alone, and scores what the run's last validation scored (best = an epoch's weights).
