@@ -6,7 +6,8 @@
 # at two threads (int8 with VNNI against fp32 AVX-512, issue #11), then the runs named in RUNS go
 # on until T0+TRAIN_END seconds (SIGINT: each saves last/), and are tarred into $OUT.
 #   RUNS: "name:resume|init=RUN:crop:base|extra" entries (default: resume the three shipped runs;
-#   session 6 ran "NAME-extra:init=NAME:64:extra" fine-tunes with the extra photos), LR the lr.
+#   session 6 ran "NAME-extra:init=NAME:64:extra" fine-tunes with the extra photos), LR the lr,
+#   EMA (e.g. 0.9995) a weight average to validate and keep (train --ema).
 set -u
 T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
@@ -28,7 +29,7 @@ for spec in $RUNS; do
   else start="--init models/runs/${how#init=} --out models/runs/$name --model $model --scale $scale --block ecb"; fi
   # shellcheck disable=SC2086
   timeout -k 60 -s INT $((END - $(date +%s))) taskset -c 2-15 $G/trainer train $start --crop "$crop" \
-    --data $data $V --epochs 300 --device cuda --threads 3 --lr "${LR:-1e-4}" > "/tmp/log_$name.txt" 2>&1 &
+    --data $data $V --epochs 300 --device cuda --threads 3 --lr "${LR:-1e-4}" ${EMA:+--ema "$EMA"} > "/tmp/log_$name.txt" 2>&1 &
 done
 { echo "== native_reference on cores 0-1 (started at $(el)s)"
   taskset -c 0,1 timeout 200 $G/native_reference --nocapture --test-threads 2 2>&1 | grep -v "^$"
