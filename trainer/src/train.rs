@@ -75,6 +75,32 @@ pub struct TrainArgs {
     /// average starts at the resumed weights.
     #[arg(long)]
     pub ema: Option<f64>,
+    /// Learning-rate schedule over `--epochs`: `constant` (the paper's) or `cosine` (from `--lr`
+    /// at epoch 0 down to `--lr-min` at the last epoch, set at the start of each epoch as
+    /// PyTorch's `CosineAnnealingLR`; a resumed run picks it up at its epoch).
+    #[arg(long, value_enum, default_value_t = Schedule::Constant)]
+    pub lr_schedule: Schedule,
+    /// The learning rate the cosine schedule ends at.
+    #[arg(long, default_value_t = 1e-6)]
+    pub lr_min: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Constant,
+    Cosine,
+}
+
+/// The learning rate of `epoch` (0-based) of `epochs`.
+pub fn scheduled_lr(schedule: Schedule, lr: f64, lr_min: f64, epoch: usize, epochs: usize) -> f64 {
+    match schedule {
+        Schedule::Constant => lr,
+        Schedule::Cosine => {
+            let t = (epoch as f64 / epochs.max(1) as f64).min(1.0);
+            lr_min + (lr - lr_min) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+        }
+    }
 }
 
 /// The QAT grids of a run folder.
@@ -114,6 +140,8 @@ fn write_recipe(run_dir: &std::path::Path, args: &TrainArgs, cfg: &sesr::SesrCon
         "distill_weight": args.teacher.as_ref().map(|_| args.distill_weight),
         "qat": args.qat,
         "ema": args.ema,
+        "lr_schedule": args.lr_schedule,
+        "lr_min": (args.lr_schedule == Schedule::Cosine).then_some(args.lr_min),
     });
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(run_dir.join("recipe.jsonl"))?;
     writeln!(f, "{line}")?;
@@ -172,6 +200,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         None => args.model.config(args.scale as usize).with_block(args.block.unwrap_or_default()),
     };
+    if !(args.lr_min.is_finite() && args.lr_min >= 0.0 && args.lr_min <= args.common.lr) {
+        bail!("--lr-min must lie in [0, --lr]; got {} with --lr {}", args.lr_min, args.common.lr);
+    }
     if !(args.distill_weight.is_finite() && args.distill_weight >= 0.0) {
         bail!("--distill-weight must be a finite number ≥ 0, got {}", args.distill_weight);
     }
@@ -285,6 +316,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut total_steps = 0usize;
     while state.epoch < args.epochs {
         let epoch = state.epoch;
+        opt.lr = scheduled_lr(args.lr_schedule, args.common.lr, args.lr_min, epoch, args.epochs);
         let mut rng = state.rng;
         let plan = epoch_plan(&images, args.common.crops_per_image, args.common.crop, &mut rng);
         let pb = progress_bar(format!("epoch {}/{}", epoch + 1, args.epochs));
@@ -374,9 +406,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         checkpoint::save(&run_dir.join("last"), &cfg, &vs, &opt, &state, ema.as_ref())?;
         let vals: Vec<String> = scores.iter().map(|s| format!("{} {:.3}", s.set, s.psnr_y)).collect();
         eprintln!(
-            "epoch {}/{}: loss {:.5}, {:.0} crops/s, {:.0}s; PSNR-Y {}{}",
+            "epoch {}/{}: lr {:.3e}, loss {:.5}, {:.0} crops/s, {:.0}s; PSNR-Y {}{}",
             epoch + 1,
             args.epochs,
+            opt.lr,
             result.mean_loss,
             result.crops_per_s(),
             result.secs,
@@ -389,4 +422,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         None => eprintln!("done: {} epochs", state.epoch),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_schedule_runs_from_lr_to_lr_min() {
+        let lr = |e| scheduled_lr(Schedule::Cosine, 1e-3, 1e-5, e, 4);
+        assert_eq!(lr(0), 1e-3);
+        assert!((lr(2) - (1e-5 + 0.5 * (1e-3 - 1e-5))).abs() < 1e-15);
+        assert!(lr(1) > lr(2) && lr(2) > lr(3) && lr(3) > 1e-5);
+        assert!((lr(4) - 1e-5).abs() < 1e-15 && (lr(9) - 1e-5).abs() < 1e-15, "held at the end");
+        assert_eq!(scheduled_lr(Schedule::Constant, 5e-4, 1e-6, 7, 10), 5e-4);
+    }
 }
