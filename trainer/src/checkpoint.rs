@@ -126,7 +126,9 @@ pub fn save(
 }
 
 /// Whether a checkpoint folder's files are all there and whole: both JSON files parse, and each
-/// safetensors file is as long as its header says (a cheap check: no tensor is loaded).
+/// safetensors file is as long as its header says (a cheap check: no tensor is loaded). The
+/// optimiser state may be absent (a `best/` kept in the repository without it, which evaluates
+/// and exports but does not resume); present, it must be whole.
 fn looks_whole(dir: &Path) -> bool {
     let json_ok = |f: &str| {
         std::fs::read_to_string(dir.join(f)).ok().and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
@@ -137,7 +139,8 @@ fn looks_whole(dir: &Path) -> bool {
     state.is_some()
         && config_ok
         && ema_ok
-        && ["model.safetensors", "optimizer.safetensors"].iter().all(|f| safetensors_whole(&dir.join(f)))
+        && safetensors_whole(&dir.join("model.safetensors"))
+        && (!dir.join("optimizer.safetensors").exists() || safetensors_whole(&dir.join("optimizer.safetensors")))
 }
 
 /// Whether a safetensors file holds the bytes its header promises.
@@ -414,6 +417,14 @@ mod tests {
         assert_eq!(contents(&prev), prev_before, "the good previous checkpoint was replaced");
         assert!(d.join("last.corrupt/state.json").is_file());
         assert!(looks_whole(&last) && looks_whole(&prev) && !looks_whole(&d.join("last.corrupt")));
+        // A checkpoint without its optimiser state (a `best/` as the repository keeps it) is
+        // whole: replaced, it becomes the previous one, not a damaged one.
+        let best = d.join("best");
+        save(&best, &cfg, &vs, &opt, &state(1), None).unwrap();
+        std::fs::remove_file(best.join("optimizer.safetensors")).unwrap();
+        assert!(looks_whole(&best));
+        save(&best, &cfg, &vs, &opt, &state(2), None).unwrap();
+        assert!(d.join("best.prev/model.safetensors").is_file() && !d.join("best.corrupt").exists());
         // A missing checkpoint with a previous one beside it says so too.
         std::fs::remove_dir_all(&last).unwrap();
         let e = format!("{:#}", read_config(&last).unwrap_err());
