@@ -34,6 +34,10 @@ pub struct ExportArgs {
     /// (its weights beside it), e.g. a shipped model.
     #[arg(long, value_parser = ["torchscript", "onnx"], default_value = "torchscript")]
     pub format: String,
+    /// Export the weight average an `--ema` run keeps beside its weights (`ema.safetensors`;
+    /// a run folder means its `last/`) instead of the weights themselves.
+    #[arg(long)]
+    pub ema: bool,
 }
 
 fn digest(path: &std::path::Path) -> Result<String> {
@@ -47,8 +51,12 @@ pub fn run(args: ExportArgs) -> Result<()> {
     if args.format == "onnx" {
         return export_onnx(&args);
     }
-    let dir = checkpoint::resolve_best(&args.checkpoint);
-    let model = load_checkpoint(&dir, Device::Cpu)?;
+    let dir = if args.ema { checkpoint::resolve(&args.checkpoint) } else { checkpoint::resolve_best(&args.checkpoint) };
+    let model = if args.ema {
+        crate::models::load_checkpoint_weights(&dir, crate::ema::FILE, Device::Cpu)?
+    } else {
+        load_checkpoint(&dir, Device::Cpu)?
+    };
     let old = replaced_model(&args, model.cfg.scale)?;
     let trained_cfg = checkpoint::read_config(&dir)?;
     // The run folder of a `best/` or `last/` checkpoint (where `metrics.csv`, `recipe.jsonl` are).
@@ -79,11 +87,13 @@ pub fn run(args: ExportArgs) -> Result<()> {
         "collapsed_weights": model.weight_count(),
         "sparsity": masks.as_deref().map(sesr::prune::sparsity).unwrap_or(0.0),
         "epochs": state.as_ref().map(|s| s.epoch),
-        "best_epoch": state.as_ref().map(|s| s.best_epoch),
-        "validation_psnr_y": state.as_ref().and_then(|s| s.best_psnr),
+        // The run's best epoch and score are its weights', not the average's.
+        "best_epoch": state.as_ref().filter(|_| !args.ema).map(|s| s.best_epoch),
+        "validation_psnr_y": state.as_ref().filter(|_| !args.ema).and_then(|s| s.best_psnr),
         "training_data": state.as_ref().map(|s| s.train_data.clone()),
         "training_images": state.as_ref().map(|s| s.train_images),
         "checkpoint": dir.display().to_string(),
+        "weight_average": args.ema.then_some(crate::ema::FILE),
         // How the expanded model was trained (the collapsed model above is the same for every
         // block kind); `training_recipe`: each start/resume of the run, when it recorded them.
         "training_block": trained_cfg.block,
@@ -132,7 +142,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         println!(
             "replaced a model of validation PSNR-Y {} by one of {} (score both with `eval` before committing)",
             psnr(old.and_then(|o| o["validation_psnr_y"].as_f64())),
-            psnr(state.as_ref().and_then(|s| s.best_psnr))
+            psnr(state.as_ref().filter(|_| !args.ema).and_then(|s| s.best_psnr))
         );
     }
     Ok(())
@@ -157,6 +167,9 @@ fn export_onnx(args: &ExportArgs) -> Result<()> {
             );
         }
         e.weights
+    } else if args.ema {
+        let dir = checkpoint::resolve(&args.checkpoint);
+        crate::models::load_checkpoint_weights(&dir, crate::ema::FILE, Device::Cpu)?.to_weights()?
     } else {
         let dir = checkpoint::resolve_best(&args.checkpoint);
         load_checkpoint(&dir, Device::Cpu)?.to_weights()?

@@ -29,11 +29,20 @@ pub enum Upscaler {
 
 /// The collapsed network of a checkpoint folder (or run folder).
 pub fn load_checkpoint(dir: &Path, device: Device) -> Result<CollapsedSesr> {
+    load_checkpoint_weights(dir, "model.safetensors", device)
+}
+
+/// [`load_checkpoint`] with the expanded weights from `file` of the checkpoint (e.g. the
+/// weight average [`crate::ema::FILE`]).
+pub fn load_checkpoint_weights(dir: &Path, file: &str, device: Device) -> Result<CollapsedSesr> {
     let dir = checkpoint::resolve(dir);
     let cfg = checkpoint::read_config(&dir)?;
     let mut vs = VarStore::new(Device::Cpu);
     let model = ExpandedSesr::new(&vs.root(), cfg);
-    checkpoint::load_weights(&dir, &mut vs)?;
+    let p = dir.join(file);
+    vs.load(&p)
+        .with_context(|| format!("cannot load weights from {}", p.display()))
+        .map_err(|e| checkpoint::unusable(&dir, e))?;
     let mut collapsed = model.collapse_detached();
     if let Some(masks) = crate::checkpoint::load_masks(&dir)? {
         // A pruned model: the mask is folded into the weights.

@@ -642,6 +642,18 @@ fn weight_average_resumes_exactly_and_checkpoints_average() {
     assert_eq!(max_diff(&tensors(&split.join("last/model.safetensors")), &raw), 0.0);
     assert_eq!(max_diff(&tensors(&split.join("last/ema.safetensors")), &avg), 0.0);
 
+    // `export --ema` writes the average of `last/`; without it a run exports its weights.
+    let o = trainer(&["export", split.to_str().unwrap(), "--ema", "--out", d.join("ema.pt").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let side = std::fs::read_to_string(d.join("ema.json")).unwrap();
+    assert!(side.contains("\"weight_average\": \"ema.safetensors\""), "{side}");
+    let raw_last = split.join("last");
+    let o = trainer(&["export", raw_last.to_str().unwrap(), "--out", d.join("raw.pt").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_ne!(std::fs::read(d.join("ema.safetensors")).unwrap(), std::fs::read(d.join("raw.safetensors")).unwrap());
+    let o = trainer(&["export", cos.to_str().unwrap(), "--ema", "--out", d.join("none.pt").to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("ema.safetensors"), "{}", text(&o));
+
     // A lost average is a clear error naming the checkpoint.
     std::fs::remove_file(split.join("last/ema.safetensors")).unwrap();
     let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", split.to_str().unwrap(), "--epochs", "3"]));
