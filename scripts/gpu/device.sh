@@ -6,7 +6,8 @@
 # at two threads (int8 with VNNI against fp32 AVX-512, issue #11), then the runs named in RUNS go
 # on until T0+TRAIN_END seconds (SIGINT: each saves last/), and are tarred into $OUT.
 #   RUNS: "name:resume|init=RUN:crop:base|extra" entries (default: resume the three shipped runs;
-#   session 6 ran "NAME-extra:init=NAME:64:extra" fine-tunes with the extra photos), LR the lr,
+#   session 6 ran "NAME-extra:init=NAME:64:extra" fine-tunes with the extra photos, packed by
+#   EXTRA=1 scripts/gpu/prepare.sh), LR the lr,
 #   EMA (e.g. 0.9995) a weight average to validate and keep (train --ema).
 set -u
 T0=$(date +%s)
