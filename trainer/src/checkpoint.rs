@@ -204,7 +204,13 @@ pub fn read_state(dir: &Path) -> Result<TrainState> {
 }
 
 pub fn load_weights(dir: &Path, vs: &mut VarStore) -> Result<()> {
-    let p = dir.join("model.safetensors");
+    load_weights_from(dir, "model.safetensors", vs)
+}
+
+/// [`load_weights`] from another weights file of the checkpoint (e.g. the weight average
+/// [`crate::ema::FILE`]).
+pub fn load_weights_from(dir: &Path, file: &str, vs: &mut VarStore) -> Result<()> {
+    let p = dir.join(file);
     vs.load(&p).with_context(|| format!("cannot load weights from {}", p.display())).map_err(|e| unusable(dir, e))
 }
 

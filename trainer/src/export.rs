@@ -40,6 +40,20 @@ pub struct ExportArgs {
     pub ema: bool,
 }
 
+/// The checkpoint folder an export reads and its collapsed model: the weights of the run's
+/// `best/` (else `last/`), or with `--ema` the weight average kept in `last/`.
+fn exported_checkpoint(args: &ExportArgs) -> Result<(PathBuf, sesr::CollapsedSesr)> {
+    if args.ema {
+        let dir = checkpoint::resolve(&args.checkpoint);
+        let model = crate::models::load_checkpoint_weights(&dir, crate::ema::FILE, Device::Cpu)?;
+        Ok((dir, model))
+    } else {
+        let dir = checkpoint::resolve_best(&args.checkpoint);
+        let model = load_checkpoint(&dir, Device::Cpu)?;
+        Ok((dir, model))
+    }
+}
+
 fn digest(path: &std::path::Path) -> Result<String> {
     Ok(sesr::weights::sha256_hex(&std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?))
 }
@@ -51,12 +65,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     if args.format == "onnx" {
         return export_onnx(&args);
     }
-    let dir = if args.ema { checkpoint::resolve(&args.checkpoint) } else { checkpoint::resolve_best(&args.checkpoint) };
-    let model = if args.ema {
-        crate::models::load_checkpoint_weights(&dir, crate::ema::FILE, Device::Cpu)?
-    } else {
-        load_checkpoint(&dir, Device::Cpu)?
-    };
+    let (dir, model) = exported_checkpoint(&args)?;
     let old = replaced_model(&args, model.cfg.scale)?;
     let trained_cfg = checkpoint::read_config(&dir)?;
     // The run folder of a `best/` or `last/` checkpoint (where `metrics.csv`, `recipe.jsonl` are).
@@ -69,6 +78,8 @@ pub fn run(args: ExportArgs) -> Result<()> {
         .and_then(|r| std::fs::read_to_string(r.join("recipe.jsonl")).ok())
         .map(|t| t.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).collect::<Vec<_>>());
     let state = checkpoint::read_state(&dir).ok();
+    // The run's best epoch and score are its weights', not an average's.
+    let best = state.as_ref().filter(|_| !args.ema);
     let masks = crate::checkpoint::load_masks(&dir)?;
     if let Some(p) = args.out.parent() {
         std::fs::create_dir_all(p)?;
@@ -87,9 +98,8 @@ pub fn run(args: ExportArgs) -> Result<()> {
         "collapsed_weights": model.weight_count(),
         "sparsity": masks.as_deref().map(sesr::prune::sparsity).unwrap_or(0.0),
         "epochs": state.as_ref().map(|s| s.epoch),
-        // The run's best epoch and score are its weights', not the average's.
-        "best_epoch": state.as_ref().filter(|_| !args.ema).map(|s| s.best_epoch),
-        "validation_psnr_y": state.as_ref().filter(|_| !args.ema).and_then(|s| s.best_psnr),
+        "best_epoch": best.map(|s| s.best_epoch),
+        "validation_psnr_y": best.and_then(|s| s.best_psnr),
         "training_data": state.as_ref().map(|s| s.train_data.clone()),
         "training_images": state.as_ref().map(|s| s.train_images),
         "checkpoint": dir.display().to_string(),
@@ -142,7 +152,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         println!(
             "replaced a model of validation PSNR-Y {} by one of {} (score both with `eval` before committing)",
             psnr(old.and_then(|o| o["validation_psnr_y"].as_f64())),
-            psnr(state.as_ref().filter(|_| !args.ema).and_then(|s| s.best_psnr))
+            psnr(best.and_then(|s| s.best_psnr))
         );
     }
     Ok(())
@@ -167,12 +177,8 @@ fn export_onnx(args: &ExportArgs) -> Result<()> {
             );
         }
         e.weights
-    } else if args.ema {
-        let dir = checkpoint::resolve(&args.checkpoint);
-        crate::models::load_checkpoint_weights(&dir, crate::ema::FILE, Device::Cpu)?.to_weights()?
     } else {
-        let dir = checkpoint::resolve_best(&args.checkpoint);
-        load_checkpoint(&dir, Device::Cpu)?.to_weights()?
+        exported_checkpoint(args)?.1.to_weights()?
     };
     if let Some(p) = args.out.parent() {
         std::fs::create_dir_all(p)?;

@@ -39,10 +39,7 @@ pub fn load_checkpoint_weights(dir: &Path, file: &str, device: Device) -> Result
     let cfg = checkpoint::read_config(&dir)?;
     let mut vs = VarStore::new(Device::Cpu);
     let model = ExpandedSesr::new(&vs.root(), cfg);
-    let p = dir.join(file);
-    vs.load(&p)
-        .with_context(|| format!("cannot load weights from {}", p.display()))
-        .map_err(|e| checkpoint::unusable(&dir, e))?;
+    checkpoint::load_weights_from(&dir, file, &mut vs)?;
     let mut collapsed = model.collapse_detached();
     if let Some(masks) = crate::checkpoint::load_masks(&dir)? {
         // A pruned model: the mask is folded into the weights.
