@@ -75,6 +75,11 @@ pub struct TrainArgs {
     /// average starts at the resumed weights.
     #[arg(long)]
     pub ema: Option<f64>,
+    /// On `--resume`, drop the run's weight average and start a new one at the resumed weights
+    /// (e.g. to average a new phase of the run at another `--lr`, or when `ema.safetensors` is
+    /// lost); the decay is `--ema`'s, else the run's.
+    #[arg(long, requires = "resume")]
+    pub ema_restart: bool,
     /// Learning-rate schedule over `--epochs`: `constant` (the paper's) or `cosine` (from `--lr`
     /// at epoch 0 down to `--lr-min` at the last epoch, set at the start of each epoch as
     /// PyTorch's `CosineAnnealingLR`; a resumed run picks it up at its epoch).
@@ -140,6 +145,7 @@ fn write_recipe(run_dir: &std::path::Path, args: &TrainArgs, cfg: &sesr::SesrCon
         "distill_weight": args.teacher.as_ref().map(|_| args.distill_weight),
         "qat": args.qat,
         "ema": args.ema,
+        "ema_restart": args.ema_restart,
         "lr_schedule": args.lr_schedule,
         "lr_min": (args.lr_schedule == Schedule::Cosine).then_some(args.lr_min),
     });
@@ -283,16 +289,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
         checkpoint::load_optimizer(d, &vs, &mut opt, state.opt_t)?;
         eprintln!("resumed from {} at epoch {} step {}", d.display(), state.epoch, state.step);
     }
+    if args.ema_restart && args.ema.or(state.ema).is_none() {
+        bail!("--ema-restart: the run keeps no weight average; give its decay with --ema");
+    }
     let mut ema = match (args.ema.or(state.ema), &resume_dir) {
         (None, _) => None,
         (Some(decay), d) => {
             let mut e = Ema::new(&vs, decay)?;
-            match d.as_ref().filter(|_| state.ema.is_some()) {
+            match d.as_ref().filter(|_| state.ema.is_some() && !args.ema_restart) {
                 Some(d) => {
-                    e.load(&d.join(crate::ema::FILE)).map_err(|err| checkpoint::unusable(d, err))?;
+                    e.load(&d.join(crate::ema::FILE)).map_err(|err| {
+                        checkpoint::unusable(d, err.context("its weight average (--ema-restart starts a new one)"))
+                    })?;
                     eprintln!("weight average (decay {decay}) resumed from {}", d.display());
                 }
-                None => eprintln!("keeping a weight average with decay {decay}, from the current weights"),
+                None => eprintln!(
+                    "keeping a weight average with decay {decay}, from the current weights{}",
+                    if args.ema_restart && state.ema.is_some() { " (restarted)" } else { "" }
+                ),
             }
             Some(e)
         }

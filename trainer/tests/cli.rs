@@ -658,7 +658,27 @@ fn weight_average_resumes_exactly_and_checkpoints_average() {
     std::fs::remove_file(split.join("last/ema.safetensors")).unwrap();
     let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", split.to_str().unwrap(), "--epochs", "3"]));
     assert!(!o.status.success() && text(&o).contains("missing or corrupt"), "{}", text(&o));
+    assert!(text(&o).contains("--ema-restart"), "{}", text(&o));
     assert!(!text(&o).contains("panicked"), "{}", text(&o));
+    // `--ema-restart` goes on with a new average at the resumed weights, the run's decay kept.
+    let o = trainer(&with_recipe(&[
+        "train",
+        "--data",
+        data_s,
+        "--val",
+        data_s,
+        "--resume",
+        split.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--threads",
+        "1",
+        "--ema-restart",
+    ]));
+    assert!(o.status.success() && text(&o).contains("decay 0.5, from the current weights (restarted)"), "{}", text(&o));
+    assert!(split.join("last/ema.safetensors").is_file());
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", cos.to_str().unwrap(), "--ema-restart"]));
+    assert!(!o.status.success() && text(&o).contains("keeps no weight average"), "{}", text(&o));
 
     // `average`: the element-wise mean, a checkpoint that evaluates and exports.
     let other = d.join("other");
