@@ -5,6 +5,7 @@ use anyhow::{bail, Result};
 use sesr::color::y_unit;
 use sesr::image_io::{list_images, load_rgb};
 use sesr::protocol::{make_lr, prepare, EvalPair};
+use sesr::resize::imresize_rgb_u8;
 use sesr::Plane;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
@@ -56,10 +57,15 @@ pub fn image_folders(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Loads every usable image of the folders (any number of them; see [`image_folders`] for
 /// DIV2K roots). Unreadable files are named and skipped, images whose LR is smaller than a crop
 /// are skipped with a warning; none usable is an error naming the folders.
+///
+/// `rescale`: for each factor `f` in it, every photo is also taken at `f` times its size
+/// (MATLAB bicubic, antialiased, 8-bit RGB — as VDSR's "291 images" recipe scales its data),
+/// an HR image of its own with its own LR; copies too small for a crop are left out.
 pub fn load_training_set(
     dirs: &[PathBuf],
     scale: usize,
     crop: usize,
+    rescale: &[f64],
     warn: &dyn Fn(String),
 ) -> Result<Vec<TrainImage>> {
     let mut out = Vec::new();
@@ -111,6 +117,12 @@ pub fn load_training_set(
                 continue;
             }
             out.push(TrainImage { lr: y_unit(&lr), hr: y_unit(&hr) });
+            for &f in rescale {
+                let (hr_f, lr_f) = make_lr(&imresize_rgb_u8(&hr, f), scale);
+                if lr_f.width() >= crop && lr_f.height() >= crop {
+                    out.push(TrainImage { lr: y_unit(&lr_f), hr: y_unit(&hr_f) });
+                }
+            }
         }
     }
     if out.is_empty() {
@@ -273,20 +285,39 @@ mod tests {
         write_png(&b.join("big2.png"), 20, 18);
         let warnings = std::cell::RefCell::new(Vec::new());
         let warn = |m: String| warnings.borrow_mut().push(m);
-        let set = load_training_set(&[a.clone(), b.clone(), empty.clone()], 2, 8, &warn).unwrap();
+        let set = load_training_set(&[a.clone(), b.clone(), empty.clone()], 2, 8, &[], &warn).unwrap();
         assert_eq!(set.len(), 2, "one usable image in each of a and b");
         assert_eq!((set[0].lr.width, set[0].hr.width, set[1].lr.width), (20, 40, 10));
         let w = warnings.borrow().join("\n");
         assert!(w.contains("small.png") && w.contains("broken.png") && w.contains("no images found"), "{w}");
 
         // Nothing usable: an error that names every folder given.
-        let err = load_training_set(&[empty.clone(), b.join("nowhere-but-b")], 2, 8, &warn);
+        let err = load_training_set(&[empty.clone(), b.join("nowhere-but-b")], 2, 8, &[], &warn);
         assert!(err.is_err(), "a missing folder is an error too");
-        let err = load_training_set(std::slice::from_ref(&empty), 2, 8, &warn).err().unwrap().to_string();
+        let err = load_training_set(std::slice::from_ref(&empty), 2, 8, &[], &warn).err().unwrap().to_string();
         assert!(err.contains("no usable training image") && err.contains("empty"), "{err}");
         std::fs::remove_file(b.join("big2.png")).unwrap();
-        let err = load_training_set(&[empty.clone(), b.clone()], 2, 8, &warn).err().unwrap().to_string();
+        let err = load_training_set(&[empty.clone(), b.clone()], 2, 8, &[], &warn).err().unwrap().to_string();
         assert!(err.contains(&*empty.to_string_lossy()) && err.contains(&*b.to_string_lossy()), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn rescaled_copies_are_pairs_of_their_own_and_too_small_ones_are_left_out() {
+        let root = std::env::temp_dir().join(format!("sesr-rescale-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        write_png(&root.join("a.png"), 40, 36);
+        let warn = |m: String| panic!("unexpected warning {m}");
+        let set = load_training_set(std::slice::from_ref(&root), 2, 8, &[0.5, 0.25], &warn).unwrap();
+        // 0.5: HR 20×18, LR 10×9 (kept); 0.25: LR 5×4.5 → smaller than the 8×8 crop (left out).
+        assert_eq!(set.len(), 2);
+        let sizes: Vec<_> = set.iter().map(|t| (t.hr.width, t.hr.height, t.lr.width, t.lr.height)).collect();
+        assert_eq!(sizes, vec![(40, 36, 20, 18), (20, 18, 10, 9)]);
+        // The copy is the photo at half size (MATLAB bicubic), with its LR made from that.
+        let photo = load_rgb(&root.join("a.png")).unwrap();
+        let (hr_half, lr_half) = make_lr(&imresize_rgb_u8(&photo, 0.5), 2);
+        assert_eq!(set[1].hr.data, y_unit(&hr_half).data);
+        assert_eq!(set[1].lr.data, y_unit(&lr_half).data);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -84,7 +84,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
         Ok(s) => serde_json::from_str(&s).with_context(|| format!("{}: bad state", state_path.display()))?,
         Err(_) => PruneState::default(),
     };
-    let images = load_training_set(&args.common.data, cfg.scale, args.common.crop, &warn)?;
+    let images = load_training_set(&args.common.data, cfg.scale, args.common.crop, &args.common.rescale, &warn)?;
     let val_sets = load_sets(&args.val, cfg.scale, &warn)?;
     let recipe = args.common.recipe(false);
     recipe.steps_per_epoch(images.len())?;

@@ -137,6 +137,8 @@ fn write_recipe(run_dir: &std::path::Path, args: &TrainArgs, cfg: &sesr::SesrCon
         "crop": c.crop,
         "batch": c.batch,
         "lr": c.lr,
+        "loss": c.loss,
+        "rescale": c.rescale,
         "seed": c.seed,
         "epochs": args.epochs,
         "resumed": args.resume.is_some(),
@@ -250,11 +252,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
     write_recipe(&run_dir, &args, &cfg)?;
 
     eprintln!("loading training images from {:?}", args.common.data);
-    let images = load_training_set(&args.common.data, cfg.scale, args.common.crop, &warn)?;
+    let images = load_training_set(&args.common.data, cfg.scale, args.common.crop, &args.common.rescale, &warn)?;
     let val_sets = load_sets(&args.val, cfg.scale, &warn)?;
     eprintln!(
-        "{} training images, {} validation images; model {:?} on {device:?}",
+        "{} training images{}, {} validation images; model {:?} on {device:?}",
         images.len(),
+        if args.common.rescale.is_empty() {
+            String::new()
+        } else {
+            format!(" (with the copies at {:?} of their size)", args.common.rescale)
+        },
         val_sets.iter().map(|s| s.images.len()).sum::<usize>(),
         cfg
     );

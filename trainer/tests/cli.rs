@@ -611,12 +611,20 @@ fn weight_average_resumes_exactly_and_checkpoints_average() {
 
     // A cosine schedule sets each epoch's lr (epochs 1–3 of 3 from 1e-3 to 0: 1e-3, 7.5e-4, 2.5e-4).
     let cos = d.join("cos");
-    let t = train(&cos, &["--epochs", "3", "--lr", "1e-3", "--lr-schedule", "cosine", "--lr-min", "0"]);
+    // (With the MSE loss, recorded in the run's recipe.)
+    let t =
+        train(&cos, &["--epochs", "3", "--lr", "1e-3", "--lr-schedule", "cosine", "--lr-min", "0", "--loss", "mse"]);
+    let recipe = std::fs::read_to_string(cos.join("recipe.jsonl")).unwrap();
+    assert!(recipe.contains("\"loss\":\"mse\"") && !recipe.contains("\"loss\":\"l1\""), "{recipe}");
+    let recipe = std::fs::read_to_string(straight.join("recipe.jsonl")).unwrap();
+    assert!(recipe.contains("\"loss\":\"l1\""), "{recipe}");
     for (e, lr) in [(1, "1.000e-3"), (2, "7.500e-4"), (3, "2.500e-4")] {
         assert!(t.contains(&format!("epoch {e}/3: lr {lr},")), "{t}");
     }
     let o = trainer(&with_recipe(&["train", "--data", data_s, "--lr", "1e-4", "--lr-min", "1e-3"]));
     assert!(!o.status.success() && text(&o).contains("--lr-min"), "{}", text(&o));
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--rescale", "0.9,1.5"]));
+    assert!(!o.status.success() && text(&o).contains("1.5: a factor in (0, 1)"), "{}", text(&o));
 
     // Interrupted mid-epoch, then resumed without --ema: the run keeps its average and ends
     // where the straight run ended, bit for bit.
