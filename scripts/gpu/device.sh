@@ -5,9 +5,10 @@
 # cores 0-1 the native kernels' bit-exactness tests (gpu/native_reference) and the engine bench
 # at two threads (int8 with VNNI against fp32 AVX-512, issue #11), then the runs named in RUNS go
 # on until T0+TRAIN_END seconds (SIGINT: each saves last/), and are tarred into $OUT.
-#   RUNS: "name:resume|init=RUN:crop:base|extra" entries (default: resume the three shipped runs;
-#   session 6 ran "NAME-extra:init=NAME:64:extra" fine-tunes with the extra photos, packed by
-#   EXTRA=1 scripts/gpu/prepare.sh), LR the lr,
+#   RUNS: "name:resume|init=RUN:crop:base|extra|rescale" entries (default: resume the three
+#   runs of the shipped models; "rescale" adds the photos' scaled copies, train --rescale, as
+#   session 8 did; session 6 ran "NAME-extra:init=NAME:64:extra" fine-tunes with the extra
+#   photos, packed by EXTRA=1 scripts/gpu/prepare.sh), LR the lr (session 8: 5e-4 with EMA=0.9998),
 #   EMA (e.g. 0.9995) a weight average to validate and keep (train --ema).
 set -u
 T0=$(date +%s)
@@ -18,19 +19,21 @@ G=gpu; D=$G/data; V="--val $G/val/Set5 $G/val/Set14"
   grep -o 'avx512[a-z_]*\|avx2\|avx_vnni\|amx[a-z_]*' /proc/cpuinfo | sort | uniq -c; } > "$OUT/machine.txt" 2>&1
 END=$((T0 + ${TRAIN_END:-480}))
 base="$D/T91 $D/BSD200"; extra="$base $D/extra-photos"
-RUNS=${RUNS:-"m5x2-ecb:resume:64:base m3x2-ecb:resume:64:base m5x4-ecb:resume:50:base"}
+RUNS=${RUNS:-"m5x2-rescale:resume:64:rescale m3x2-ecb:resume:64:rescale m5x4-rescale:resume:50:rescale"}
 names=()
 for spec in $RUNS; do
   IFS=: read -r name how crop set <<< "$spec"
   names+=("$name")
   data=$base; [ "$set" = extra ] && data=$extra
   scale=2; [[ $name == *x4* ]] && scale=4
+  # scaled copies: about as many crops an epoch as 64 of the photos alone (1,299 images at x2, 893 at x4)
+  more=""; [ "$set" = rescale ] && more="--rescale 0.9,0.8,0.7,0.6 --crops-per-image $((scale == 2 ? 14 : 18))"
   model=m5; [[ $name == m3* ]] && model=m3
   if [ "$how" = resume ]; then start="--resume models/runs/$name"
   else start="--init models/runs/${how#init=} --out models/runs/$name --model $model --scale $scale --block ecb"; fi
   # shellcheck disable=SC2086
   timeout -k 60 -s INT $((END - $(date +%s))) taskset -c 2-15 $G/trainer train $start --crop "$crop" \
-    --data $data $V --epochs 300 --device cuda --threads 3 --lr "${LR:-1e-4}" ${EMA:+--ema "$EMA"} > "/tmp/log_$name.txt" 2>&1 &
+    --data $data $more $V --epochs 300 --device cuda --threads 3 --lr "${LR:-1e-4}" ${EMA:+--ema "$EMA"} > "/tmp/log_$name.txt" 2>&1 &
 done
 { echo "== native_reference on cores 0-1 (started at $(el)s)"
   taskset -c 0,1 timeout 200 $G/native_reference --nocapture --test-threads 2 2>&1 | grep -v "^$"
