@@ -629,23 +629,16 @@ fn weight_average_resumes_exactly_and_checkpoints_average() {
     // Interrupted mid-epoch, then resumed without --ema: the run keeps its average and ends
     // where the straight run ended, bit for bit.
     let split = d.join("split");
+    let split_s = split.to_str().unwrap();
+    let resume = |epochs: &str, extra: &[&str]| {
+        let mut a = vec!["train", "--data", data_s, "--val", data_s, "--resume", split_s, "--epochs", epochs];
+        a.extend(["--threads", "1"]);
+        a.extend(extra);
+        trainer(&with_recipe(&a))
+    };
     train(&split, &["--epochs", "2", "--ema", "0.5", "--max-steps", "7"]);
     assert!(split.join("last/ema.safetensors").is_file());
-    let o = trainer(&with_recipe(&[
-        "train",
-        "--data",
-        data_s,
-        "--val",
-        data_s,
-        "--resume",
-        split.to_str().unwrap(),
-        "--epochs",
-        "2",
-        "--threads",
-        "1",
-        "--model",
-        "m3",
-    ]));
+    let o = resume("2", &["--model", "m3"]);
     assert!(o.status.success() && text(&o).contains("weight average (decay 0.5) resumed"), "{}", text(&o));
     assert_eq!(max_diff(&tensors(&split.join("last/model.safetensors")), &raw), 0.0);
     assert_eq!(max_diff(&tensors(&split.join("last/ema.safetensors")), &avg), 0.0);
@@ -669,20 +662,7 @@ fn weight_average_resumes_exactly_and_checkpoints_average() {
     assert!(text(&o).contains("--ema-restart"), "{}", text(&o));
     assert!(!text(&o).contains("panicked"), "{}", text(&o));
     // `--ema-restart` goes on with a new average at the resumed weights, the run's decay kept.
-    let o = trainer(&with_recipe(&[
-        "train",
-        "--data",
-        data_s,
-        "--val",
-        data_s,
-        "--resume",
-        split.to_str().unwrap(),
-        "--epochs",
-        "3",
-        "--threads",
-        "1",
-        "--ema-restart",
-    ]));
+    let o = resume("3", &["--ema-restart"]);
     assert!(o.status.success() && text(&o).contains("decay 0.5, from the current weights (restarted)"), "{}", text(&o));
     assert!(split.join("last/ema.safetensors").is_file());
     let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", cos.to_str().unwrap(), "--ema-restart"]));
