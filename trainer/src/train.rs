@@ -296,10 +296,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         checkpoint::load_optimizer(d, &vs, &mut opt, state.opt_t)?;
         eprintln!("resumed from {} at epoch {} step {}", d.display(), state.epoch, state.step);
     }
-    if args.ema_restart && args.ema.or(state.ema).is_none() {
-        bail!("--ema-restart: the run keeps no weight average; give its decay with --ema");
-    }
     let mut ema = match (args.ema.or(state.ema), &resume_dir) {
+        (None, _) if args.ema_restart => {
+            bail!("--ema-restart: the run keeps no weight average; give its decay with --ema")
+        }
         (None, _) => None,
         (Some(decay), d) => {
             let mut e = Ema::new(&vs, decay)?;

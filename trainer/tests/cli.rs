@@ -657,7 +657,7 @@ fn weight_average_resumes_exactly_and_checkpoints_average() {
 
     // A lost average is a clear error naming the checkpoint.
     std::fs::remove_file(split.join("last/ema.safetensors")).unwrap();
-    let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", split.to_str().unwrap(), "--epochs", "3"]));
+    let o = resume("3", &[]);
     assert!(!o.status.success() && text(&o).contains("missing or corrupt"), "{}", text(&o));
     assert!(text(&o).contains("--ema-restart"), "{}", text(&o));
     assert!(!text(&o).contains("panicked"), "{}", text(&o));
