@@ -5,11 +5,12 @@
 # cores 0-1 the native kernels' bit-exactness tests (gpu/native_reference) and the engine bench
 # at two threads (int8 with VNNI against fp32 AVX-512, issue #11), then the runs named in RUNS go
 # on until T0+TRAIN_END seconds (SIGINT: each saves last/), and are tarred into $OUT.
-#   RUNS: "name:resume|init=RUN:crop:base|extra|rescale" entries (default: resume the three
+#   RUNS: "name:resume|init=RUN:crop:base|extra|rescale[:lr[:ema]]" entries (default: resume the three
 #   runs of the shipped models; "rescale" adds the photos' scaled copies, train --rescale, as
 #   session 8 did; session 6 ran "NAME-extra:init=NAME:64:extra" fine-tunes with the extra
 #   photos, packed by EXTRA=1 scripts/gpu/prepare.sh), LR the lr (session 8: 5e-4 with EMA=0.9998),
-#   EMA (e.g. 0.9995) a weight average to validate and keep (train --ema).
+#   EMA (e.g. 0.9995) a weight average to validate and keep (train --ema); an entry's own lr and
+#   ema fields, where given, win over LR and EMA for that run (session 9: M3 and x4 at other lrs).
 set -u
 T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
@@ -22,7 +23,8 @@ base="$D/T91 $D/BSD200"; extra="$base $D/extra-photos"
 RUNS=${RUNS:-"m5x2-rescale:resume:64:rescale m3x2-ecb:resume:64:rescale m5x4-rescale:resume:50:rescale"}
 names=()
 for spec in $RUNS; do
-  IFS=: read -r name how crop set <<< "$spec"
+  IFS=: read -r name how crop set lr ema <<< "$spec"
+  lr=${lr:-${LR:-1e-4}}; ema=${ema:-${EMA:-}}
   names+=("$name")
   data=$base; [ "$set" = extra ] && data=$extra
   scale=2; [[ $name == *x4* ]] && scale=4
@@ -33,7 +35,7 @@ for spec in $RUNS; do
   else start="--init models/runs/${how#init=} --out models/runs/$name --model $model --scale $scale --block ecb"; fi
   # shellcheck disable=SC2086
   timeout -k 60 -s INT $((END - $(date +%s))) taskset -c 2-15 $G/trainer train $start --crop "$crop" \
-    --data $data $more $V --epochs 300 --device cuda --threads 3 --lr "${LR:-1e-4}" ${EMA:+--ema "$EMA"} > "/tmp/log_$name.txt" 2>&1 &
+    --data $data $more $V --epochs 300 --device cuda --threads 4 --lr "$lr" ${ema:+--ema "$ema"} > "/tmp/log_$name.txt" 2>&1 &
 done
 { echo "== native_reference on cores 0-1 (started at $(el)s)"
   taskset -c 0,1 timeout 200 $G/native_reference --nocapture --test-threads 2 2>&1 | grep -v "^$"
