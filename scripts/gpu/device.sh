@@ -5,12 +5,12 @@
 # cores 0-1 the native kernels' bit-exactness tests (gpu/native_reference) and the engine bench
 # at two threads (int8 with VNNI against fp32 AVX-512, issue #11), then the runs named in RUNS go
 # on until T0+TRAIN_END seconds (SIGINT: each saves last/), and are tarred into $OUT.
-#   RUNS: "name:resume|init=RUN:crop:base|extra|rescale[:lr[:ema]]" entries (default: resume the three
-#   runs of the shipped models; "rescale" adds the photos' scaled copies, train --rescale, as
-#   session 8 did; session 6 ran "NAME-extra:init=NAME:64:extra" fine-tunes with the extra
-#   photos, packed by EXTRA=1 scripts/gpu/prepare.sh), LR the lr (session 8: 5e-4 with EMA=0.9998),
-#   EMA (e.g. 0.9995) a weight average to validate and keep (train --ema); an entry's own lr and
-#   ema fields, where given, win over LR and EMA for that run (session 9: M3 and x4 at other lrs).
+#   RUNS: "name:resume|init=RUN:crop:base|extra|rescale[:lr[:ema]]" entries. Default: resume the
+#   runs of the shipped M3 x2 and M5 x4, still rising when session 9 stopped (M5 x2 had levelled
+#   off). "rescale" adds the photos' scaled copies (train --rescale, as in session 8); session 6
+#   ran "NAME-extra:init=NAME:64:extra" fine-tunes with the extra photos, packed by EXTRA=1
+#   scripts/gpu/prepare.sh. An entry's lr and ema fields win over LR and EMA (default lr 1e-4; a
+#   resumed run keeps its own weight average and decay unless given one).
 set -u
 T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
@@ -20,7 +20,7 @@ G=gpu; D=$G/data; V="--val $G/val/Set5 $G/val/Set14"
   grep -o 'avx512[a-z_]*\|avx2\|avx_vnni\|amx[a-z_]*' /proc/cpuinfo | sort | uniq -c; } > "$OUT/machine.txt" 2>&1
 END=$((T0 + ${TRAIN_END:-480}))
 base="$D/T91 $D/BSD200"; extra="$base $D/extra-photos"
-RUNS=${RUNS:-"m5x2-rescale:resume:64:rescale m3x2-ecb:resume:64:rescale m5x4-rescale:resume:50:rescale"}
+RUNS=${RUNS:-"m3x2-ecb:resume:64:rescale:5e-4 m5x4-rescale:resume:50:rescale:3e-4"}
 names=()
 for spec in $RUNS; do
   IFS=: read -r name how crop set lr ema <<< "$spec"
