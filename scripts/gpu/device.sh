@@ -5,11 +5,12 @@
 # cores 0-1 the native kernels' bit-exactness tests (gpu/native_reference) and the engine bench
 # at two threads (int8 with VNNI against fp32 AVX-512, issue #11), then the runs named in RUNS go
 # on until T0+TRAIN_END seconds (SIGINT: each saves last/), and are tarred into $OUT.
-#   RUNS: "name:resume|init=RUN:crop:base|extra|rescale[:lr[:ema]]" entries. Default: resume the
+#   RUNS: "name:resume|init=RUN:crop:base|extra|rescale[:lr[:ema[:teacher]]]" entries. Default: resume the
 #   runs of the shipped M3 x2 and M5 x4, still rising when session 9 stopped (M5 x2 had levelled
 #   off). "rescale" adds the photos' scaled copies (train --rescale, as in session 8); session 6
 #   ran "NAME-extra:init=NAME:64:extra" fine-tunes with the extra photos, packed by EXTRA=1
-#   scripts/gpu/prepare.sh. An entry's lr and ema fields win over LR and EMA (default lr 1e-4; a
+#   scripts/gpu/prepare.sh. A teacher field (a model path) adds distillation (train --teacher, weight 1).
+#   An entry's lr and ema fields win over LR and EMA (default lr 1e-4; a
 #   resumed run keeps its own weight average and decay unless given one).
 set -u
 T0=$(date +%s)
@@ -23,7 +24,7 @@ base="$D/T91 $D/BSD200"; extra="$base $D/extra-photos"
 RUNS=${RUNS:-"m3x2-ecb:resume:64:rescale:5e-4 m5x4-rescale:resume:50:rescale:3e-4"}
 names=()
 for spec in $RUNS; do
-  IFS=: read -r name how crop set lr ema <<< "$spec"
+  IFS=: read -r name how crop set lr ema teacher <<< "$spec"
   lr=${lr:-${LR:-1e-4}}; ema=${ema:-${EMA:-}}
   names+=("$name")
   data=$base; [ "$set" = extra ] && data=$extra
@@ -35,7 +36,7 @@ for spec in $RUNS; do
   else start="--init models/runs/${how#init=} --out models/runs/$name --model $model --scale $scale --block ecb"; fi
   # shellcheck disable=SC2086
   timeout -k 60 -s INT $((END - $(date +%s))) taskset -c 2-15 $G/trainer train $start --crop "$crop" \
-    --data $data $more $V --epochs 300 --device cuda --threads 4 --lr "$lr" ${ema:+--ema "$ema"} > "/tmp/log_$name.txt" 2>&1 &
+    --data $data $more $V --epochs 300 --device cuda --threads 4 --lr "$lr" ${ema:+--ema "$ema"} ${teacher:+--teacher "$teacher"} > "/tmp/log_$name.txt" 2>&1 &
 done
 { echo "== native_reference on cores 0-1 (started at $(el)s)"
   taskset -c 0,1 timeout 200 $G/native_reference --nocapture --test-threads 2 2>&1 | grep -v "^$"
