@@ -892,6 +892,40 @@ fn int8_precision() {
     let e = ten_bit("int8").err().unwrap();
     assert!(e.contains("P010_10LE") && e.contains("10-bit"), "{e}");
     ten_bit("auto").unwrap();
+    // `auto` shows what it picked, and picks again when the caps change: fp32 for 10-bit
+    // video, then what it picks for 8-bit (int8 with VNNI) when the stream goes back.
+    let el = gst::ElementFactory::make("sesrupscale").property_from_str("precision", "auto").build().unwrap();
+    let mut hs = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+    let active = |hs: &gst_check::Harness| hs.element().unwrap().property::<String>("active-precision");
+    let eight_bit = if sesr::native::int8::cpu_has_vnni() { "int8" } else { "fp32" };
+    hs.set_src_caps_str(&caps_str("NV12", w, h, "jpeg"));
+    hs.push_and_pull(to_buffer(&f, gst_video::VideoFormat::Nv12, 0)).unwrap();
+    assert_eq!(active(&hs), eight_bit);
+    hs.set_src_caps_str(&caps_str("P010_10LE", w, h, "jpeg"));
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::P01010le, w as u32, h as u32).build().unwrap();
+    let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+    buf.get_mut().unwrap().set_pts(gst::ClockTime::from_mseconds(33));
+    hs.push_and_pull(buf).unwrap();
+    assert_eq!(active(&hs), "fp32", "10-bit video runs in fp32");
+    hs.set_src_caps_str(&caps_str("NV12", w, h, "jpeg"));
+    let mut buf = to_buffer(&f, gst_video::VideoFormat::Nv12, 0);
+    buf.get_mut().unwrap().set_pts(gst::ClockTime::from_mseconds(66));
+    let back = hs.push_and_pull(buf).unwrap();
+    assert_eq!(active(&hs), eight_bit, "8-bit video again: auto picks as at the start");
+    let caps = hs.sinkpad().unwrap().current_caps().unwrap();
+    assert_eq!(from_buffer(back, &caps).y, if eight_bit == "int8" { int8 } else { fp32 });
+    if eight_bit == "fp32" {
+        println!("SKIPPED: auto's return to int8 after 10-bit video needs a VNNI CPU (checked: it stays fp32 here)");
+    }
+    for (precision, shown) in [("fp32", "fp32"), ("int8", "int8")] {
+        let el = gst::ElementFactory::make("sesrupscale").property_from_str("precision", precision).build().unwrap();
+        let mut hs = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+        hs.set_src_caps_str(&caps_str("NV12", w, h, "jpeg"));
+        hs.push_and_pull(to_buffer(&f, gst_video::VideoFormat::Nv12, 0)).unwrap();
+        assert_eq!(active(&hs), shown);
+        hs.element().unwrap().set_state(gst::State::Null).unwrap();
+        assert_eq!(active(&hs), "", "empty once stopped");
+    }
 }
 
 #[test]

@@ -127,6 +127,9 @@ fn two_planes_mut<'a>(
 struct State {
     engine: Engine,
     geometry: Option<Geometry>,
+    /// `precision=auto` reloaded the model in fp32 for 10-bit caps (the integer kernel takes
+    /// 8-bit samples): 8-bit caps later load it as `auto` again.
+    fp32_for_10bit: bool,
 }
 
 #[derive(Default)]
@@ -139,6 +142,8 @@ pub struct SesrUpscale {
     active_backend: Mutex<&'static str>,
     /// The native kernel variant of the running model ("" until started or with libtorch).
     active_isa: Mutex<&'static str>,
+    /// The native kernel's arithmetic ("" until started or with libtorch).
+    active_precision: Mutex<&'static str>,
     /// A model loaded before `start()` to learn its scale for caps queries, with the settings
     /// it was loaded with: `start()` takes it instead of loading the same file again.
     preloaded: Mutex<Option<(Settings, Engine)>>,
@@ -149,6 +154,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SesrUpscale {
+    /// Shows what runs the model in the read-only `active-*` properties.
+    fn publish(&self, engine: Option<&Engine>) {
+        use sesr::weights::Precision as P;
+        *lock(&self.active_backend) = engine.map(|e| e.backend_name()).unwrap_or("");
+        *lock(&self.active_isa) = engine.and_then(|e| e.isa()).map(|i| i.name()).unwrap_or("");
+        *lock(&self.active_precision) = match engine.and_then(|e| e.precision()) {
+            Some(P::Fp32) => "fp32",
+            Some(P::Bf16) => "bf16",
+            Some(P::Fp16) => "fp16",
+            Some(P::Int8) => "int8",
+            None => "",
+        };
+    }
+
     /// Loads the model of the current settings.
     fn load_engine(&self) -> Result<Engine, gst::ErrorMessage> {
         self.load_engine_as(None)
@@ -312,6 +331,11 @@ impl ObjectImpl for SesrUpscale {
                     .blurb("The native kernel's instruction set: avx512, avx2 or portable (detected at run time; SESR_NATIVE_ISA forces one); empty with libtorch or until started")
                     .read_only()
                     .build(),
+                glib::ParamSpecString::builder("active-precision")
+                    .nick("Active precision")
+                    .blurb("The native kernel's arithmetic: fp32 or int8 (what precision=auto picked; 10-bit video runs fp32); empty with libtorch or until started")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecUInt::builder("scale")
                     .nick("Scale")
                     .blurb("Upscaling factor of the loaded model (0 until loaded)")
@@ -354,6 +378,7 @@ impl ObjectImpl for SesrUpscale {
             "num-threads" => settings.num_threads.to_value(),
             "active-backend" => lock(&self.active_backend).to_value(),
             "active-isa" => lock(&self.active_isa).to_value(),
+            "active-precision" => lock(&self.active_precision).to_value(),
             "stripe-rows" => settings.stripe_rows.to_value(),
             "scale" => self.scale.load(Ordering::SeqCst).to_value(),
             // Unreachable (GObject asks only for the properties above): a default value.
@@ -406,16 +431,14 @@ impl BaseTransformImpl for SesrUpscale {
             Some((loaded_with, engine)) if loaded_with == settings => engine,
             _ => self.load_engine()?,
         };
-        *lock(&self.active_backend) = engine.backend_name();
-        *lock(&self.active_isa) = engine.isa().map(|i| i.name()).unwrap_or("");
-        *lock(&self.state) = Some(State { engine, geometry: None });
+        self.publish(Some(&engine));
+        *lock(&self.state) = Some(State { engine, geometry: None, fp32_for_10bit: false });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *lock(&self.state) = None;
-        *lock(&self.active_backend) = "";
-        *lock(&self.active_isa) = "";
+        self.publish(None);
         Ok(())
     }
 
@@ -531,6 +554,23 @@ impl VideoFilterImpl for SesrUpscale {
                 self.post_error_message(e);
                 gst::loggable_error!(CAT, "could not reload the model in fp32")
             })?;
+            state.fp32_for_10bit = true;
+            self.publish(Some(&state.engine));
+        } else if sample_depth(in_info.format()).is_none() && state.fp32_for_10bit {
+            // Back to 8-bit video: precision=auto may pick int8 again.
+            state.engine = self.load_engine().map_err(|e| {
+                self.post_error_message(e);
+                gst::loggable_error!(CAT, "could not reload the model")
+            })?;
+            state.fp32_for_10bit = false;
+            self.publish(Some(&state.engine));
+            gst::info!(
+                CAT,
+                imp = self,
+                "precision=auto: {} is 8-bit again, reloaded the model ({})",
+                in_info.format().to_str(),
+                *lock(&self.active_precision)
+            );
         }
         let s = state.engine.scale() as u32;
         // Sizes are checked here, at caps time: an output the element cannot produce (an 8K
@@ -596,7 +636,7 @@ impl VideoFilterImpl for SesrUpscale {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let stripe_rows = lock(&self.settings).stripe_rows as usize;
         let mut state = lock(&self.state);
-        let State { engine, geometry } = state.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+        let State { engine, geometry, .. } = state.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
         engine.stripe_rows = stripe_rows;
         let geometry = geometry.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
         let (w, h) = (inframe.width() as usize, inframe.height() as usize);

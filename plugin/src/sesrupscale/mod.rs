@@ -31,7 +31,7 @@
 //! backend runs on every CPU from the `.safetensors` weights that `trainer export` writes beside
 //! the `.pt`), `precision` (`fp32`; `bf16` on AVX512-BF16; `int8` for models with an int8
 //! calibration, 8-bit video; `auto`), `num-threads` (CPU threads, 0 = all cores),
-//! `stripe-rows` (libtorch stripes), read-only `scale`, `active-backend` and `active-isa`. Model-affecting properties can be changed in NULL
+//! `stripe-rows` (libtorch stripes), read-only `scale`, `active-backend`, `active-isa` and `active-precision`. Model-affecting properties can be changed in NULL
 //! and READY.
 
 use gst::glib;
