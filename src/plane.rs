@@ -60,6 +60,37 @@ impl Plane {
         Plane { width: self.width, height: self.height, data: self.data.iter().map(|&v| f(v)).collect() }
     }
 
+    /// One of the 8 symmetries of the square (`t` in 0..8): transposed if `t & 4`, then
+    /// mirrored left-right if `t & 1`, then upside down if `t & 2`. [`Plane::undihedral`] undoes
+    /// it; the self-ensemble (`trainer eval --self-ensemble`) averages a model over all 8.
+    pub fn dihedral(&self, t: u8) -> Plane {
+        let (w, h) = if t & 4 != 0 { (self.height, self.width) } else { (self.width, self.height) };
+        Plane::from_fn(w, h, |x, y| {
+            let x = if t & 1 != 0 { w - 1 - x } else { x };
+            let y = if t & 2 != 0 { h - 1 - y } else { y };
+            if t & 4 != 0 {
+                self.get(y, x)
+            } else {
+                self.get(x, y)
+            }
+        })
+    }
+
+    /// The inverse of [`Plane::dihedral`]`(t)`: `p.dihedral(t).undihedral(t) == p`.
+    pub fn undihedral(&self, t: u8) -> Plane {
+        // The flips are their own inverses and come after the transpose: undo them first.
+        let flipped = Plane::from_fn(self.width, self.height, |x, y| {
+            let x = if t & 1 != 0 { self.width - 1 - x } else { x };
+            let y = if t & 2 != 0 { self.height - 1 - y } else { y };
+            self.get(x, y)
+        });
+        if t & 4 != 0 {
+            flipped.dihedral(4)
+        } else {
+            flipped
+        }
+    }
+
     /// Samples in \[0, 1\] quantised to 8 bits and back: `round(clamp(v,0,1)·255)/255`.
     pub fn quantize_unit(&self) -> Plane {
         self.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() / 255.0)
@@ -116,6 +147,22 @@ mod tests {
         let m = rgb.modcrop(2);
         assert_eq!((m.width(), m.height()), (4, 2));
         assert_eq!(m.r.row(1), &[10.0, 11.0, 12.0, 13.0]);
+    }
+
+    #[test]
+    fn dihedral_symmetries_are_distinct_and_undone() {
+        let p = Plane::from_fn(5, 3, |x, y| (x + 10 * y) as f32);
+        let all: Vec<Plane> = (0..8).map(|t| p.dihedral(t)).collect();
+        for (t, d) in all.iter().enumerate() {
+            assert_eq!(d.undihedral(t as u8), p, "t = {t}");
+            assert_eq!((d.width, d.height), if t & 4 != 0 { (3, 5) } else { (5, 3) });
+            assert!(all[..t].iter().all(|e| e != d), "t = {t} repeats another");
+        }
+        // The corners say which is which: t = 1 mirrors, t = 4 transposes, t = 7 is both
+        // flips after the transpose (a half turn of the transpose).
+        assert_eq!(all[1].row(0), &[4.0, 3.0, 2.0, 1.0, 0.0]);
+        assert_eq!(all[4].row(0), &[0.0, 10.0, 20.0]);
+        assert_eq!(all[7].row(0), &[24.0, 14.0, 4.0]);
     }
 
     #[test]

@@ -40,12 +40,17 @@ pub fn load_sets(dirs: &[PathBuf], scale: usize, warn: &dyn Fn(String)) -> Resul
 }
 
 pub fn evaluate(up: &Upscaler, sets: &[EvalSet]) -> Result<Vec<SetScore>> {
+    evaluate_with(up, sets, false)
+}
+
+/// [`evaluate`], of the self-ensemble ([`Upscaler::upscale_y_x8`]) if `x8`.
+pub fn evaluate_with(up: &Upscaler, sets: &[EvalSet], x8: bool) -> Result<Vec<SetScore>> {
     let scale = up.scale();
     sets.iter()
         .map(|s| {
             let mut per_image = Vec::new();
             for (name, pair) in &s.images {
-                let sr = up.upscale_y(&pair.lr_y)?;
+                let sr = if x8 { up.upscale_y_x8(&pair.lr_y)? } else { up.upscale_y(&pair.lr_y)? };
                 let (psnr_y, ssim_y) = score(&sr, &pair.hr_y, scale);
                 per_image.push(ImageScore { image: name.clone(), psnr_y, ssim_y });
             }

@@ -81,6 +81,10 @@ struct EvalArgs {
     /// the model's sidecar by `trainer calibrate` is used.
     #[arg(long, num_args = 1..)]
     calib: Vec<PathBuf>,
+    /// Score the self-ensemble: the mean of the outputs over the 8 flips and turns of the
+    /// input (8× the time; the "+" numbers of SR papers, not what the element runs).
+    #[arg(long)]
+    self_ensemble: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -96,11 +100,14 @@ fn eval(args: EvalArgs) -> Result<()> {
         (None, _) => (models::Upscaler::Bicubic { scale: args.scale }, "bicubic".to_string()),
     };
     let sets = eval::load_sets(&args.dirs, up.scale(), &|m| eprintln!("warning: {m}"))?;
-    let scores = eval::evaluate(&up, &sets)?;
+    let name = if args.self_ensemble { format!("{name} x8") } else { name };
+    let scores = eval::evaluate_with(&up, &sets, args.self_ensemble)?;
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"method": name, "scale": up.scale(), "sets": scores}))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"method": name, "scale": up.scale(), "self_ensemble": args.self_ensemble, "sets": scores})
+            )?
         );
     } else {
         eval::print_table(&name, &scores);

@@ -53,6 +53,8 @@ pub fn load_checkpoint_weights(dir: &Path, file: &str, device: Device) -> Result
 pub struct Teacher {
     up: Upscaler,
     pub path: std::path::PathBuf,
+    /// The teacher's output is its self-ensemble (the mean over the 8 symmetries).
+    pub self_ensemble: bool,
 }
 
 impl Teacher {
@@ -64,22 +66,66 @@ impl Teacher {
         if up.scale() != scale {
             bail!("teacher {} upscales x{}, the student x{scale}", path.display(), up.scale());
         }
-        Ok(Teacher { up, path: path.to_path_buf() })
+        Ok(Teacher { up, path: path.to_path_buf(), self_ensemble: false })
     }
 
     pub fn describe(&self) -> String {
-        format!("{} ({})", self.path.display(), self.up.describe())
+        let x8 = if self.self_ensemble { ", self-ensemble x8" } else { "" };
+        format!("{} ({}{x8})", self.path.display(), self.up.describe())
     }
 
     /// `[B,1,H,W]` LR Y in [0, 1] → `[B,1,sH,sW]`, clamped to [0, 1], no autograd history.
     pub fn forward(&self, lr: &tch::Tensor) -> Result<tch::Tensor> {
-        tch::no_grad(|| match &self.up {
-            Upscaler::Script { module, .. } => Ok(module.forward_ts(&[lr])?),
-            Upscaler::Net { model, .. } => Ok(model.forward(lr)),
+        let once = |x: &tch::Tensor| match &self.up {
+            Upscaler::Script { module, .. } => Ok(module.forward_ts(&[x])?),
+            Upscaler::Net { model, .. } => Ok(model.forward(x)),
             _ => bail!("a teacher is a TorchScript model or a checkpoint"),
+        };
+        tch::no_grad(|| {
+            if !self.self_ensemble {
+                return once(lr);
+            }
+            let mut sum: Option<tch::Tensor> = None;
+            for t in 0..8 {
+                let y = undihedral(&once(&dihedral(lr, t))?, t);
+                sum = Some(match sum {
+                    Some(s) => s + y,
+                    None => y,
+                });
+            }
+            Ok(sum.expect("8 terms") / 8.0)
         })
         .map(|t| t.detach())
     }
+}
+
+/// [`sesr::Plane::dihedral`] on the last two dimensions (H, W) of a tensor.
+pub fn dihedral(x: &tch::Tensor, t: u8) -> tch::Tensor {
+    let d = x.dim() as i64;
+    let mut y = if t & 4 != 0 { x.transpose(d - 2, d - 1) } else { x.shallow_clone() };
+    if t & 1 != 0 {
+        y = y.flip([d - 1]);
+    }
+    if t & 2 != 0 {
+        y = y.flip([d - 2]);
+    }
+    y
+}
+
+/// The inverse of [`dihedral`].
+pub fn undihedral(x: &tch::Tensor, t: u8) -> tch::Tensor {
+    let d = x.dim() as i64;
+    let mut y = x.shallow_clone();
+    if t & 2 != 0 {
+        y = y.flip([d - 2]);
+    }
+    if t & 1 != 0 {
+        y = y.flip([d - 1]);
+    }
+    if t & 4 != 0 {
+        y = y.transpose(d - 2, d - 1);
+    }
+    y.contiguous()
 }
 
 impl Upscaler {
@@ -144,6 +190,17 @@ impl Upscaler {
         }
     }
 
+    /// The self-ensemble ("x8", the "+" rows of SR papers): the mean of the model's outputs
+    /// over the 8 symmetries of the input, each turned back.
+    pub fn upscale_y_x8(&self, lr: &Plane) -> Result<Plane> {
+        let mut sum = Plane::new(lr.width * self.scale(), lr.height * self.scale());
+        for t in 0..8 {
+            let y = self.upscale_y(&lr.dihedral(t))?.undihedral(t);
+            sum.data.iter_mut().zip(&y.data).for_each(|(s, v)| *s += v);
+        }
+        Ok(sum.map(|v| v / 8.0))
+    }
+
     /// Super-resolves a Y plane in [0, 1].
     pub fn upscale_y(&self, lr: &Plane) -> Result<Plane> {
         Ok(match self {
@@ -203,4 +260,50 @@ pub fn calibrate(
     }
     let planes: Vec<(&[u8], usize, usize)> = crops.iter().map(|(c, w, h)| (&c[..], *w, *h)).collect();
     Ok((sesr::native::int8::calibrate(weights, &planes), crops.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn photo_like(w: usize, h: usize) -> Plane {
+        Plane::from_fn(w, h, |x, y| {
+            let (x, y) = (x as f32, y as f32);
+            (0.5 + 0.3 * (0.7 * x + 0.2 * y * y / 7.0).sin() * (0.4 * y).cos() + 0.01 * x).clamp(0.0, 1.0)
+        })
+    }
+
+    /// Bicubic interpolation is symmetric under flips and transposes, so its self-ensemble is
+    /// itself: a test that each output is turned back the right way.
+    #[test]
+    fn bicubic_self_ensemble_is_bicubic() {
+        let lr = photo_like(13, 9);
+        let up = Upscaler::Bicubic { scale: 2 };
+        let (a, b) = (up.upscale_y(&lr).unwrap(), up.upscale_y_x8(&lr).unwrap());
+        assert_eq!((b.width, b.height), (26, 18));
+        let worst = a.data.iter().zip(&b.data).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-5, "bicubic x8 differs by {worst}");
+    }
+
+    /// The teacher's tensor self-ensemble equals `eval --self-ensemble`'s plane one on a shipped
+    /// model, and differs from the model alone.
+    #[test]
+    fn tensor_and_plane_self_ensembles_agree() {
+        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/sesr_m3_x2.pt");
+        let lr = photo_like(21, 14);
+        let x = plane_to_tensor(&lr, Device::Cpu);
+        for t in 0..8 {
+            let d = tensor_to_plane(&dihedral(&x, t).contiguous());
+            assert_eq!(d, lr.dihedral(t), "t = {t}");
+            assert_eq!(tensor_to_plane(&undihedral(&plane_to_tensor(&d, Device::Cpu), t)), lr);
+        }
+        let mut teacher = Teacher::load(&model, 2, Device::Cpu).unwrap();
+        let alone = tensor_to_plane(&teacher.forward(&x).unwrap());
+        teacher.self_ensemble = true;
+        let x8 = tensor_to_plane(&teacher.forward(&x).unwrap());
+        let planes = Upscaler::load(&model, Device::Cpu).unwrap().upscale_y_x8(&lr).unwrap();
+        let diff = |a: &Plane, b: &Plane| a.data.iter().zip(&b.data).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        assert!(diff(&x8, &planes) < 1e-5, "tensor vs plane x8: {}", diff(&x8, &planes));
+        assert!(diff(&x8, &alone) > 1e-3, "the ensemble changes the output: {}", diff(&x8, &alone));
+    }
 }

@@ -61,6 +61,11 @@ pub struct TrainArgs {
     /// Weight of the L1 term to the teacher's output (the L1 to the HR image keeps weight 1).
     #[arg(long, default_value_t = 1.0, requires = "teacher")]
     pub distill_weight: f64,
+    /// The teacher's target is its self-ensemble: the mean of its outputs over the 8 flips and
+    /// turns of each batch (8 teacher passes a step; a better teacher than the model alone,
+    /// e.g. for the largest model trained, which has no larger teacher).
+    #[arg(long, requires = "teacher")]
+    pub teacher_self_ensemble: bool,
     /// Quantisation-aware fine-tuning for the int8 kernel, from a trained float run (`--init
     /// RUN`): the forward is the kernel's integer forward (`sesr::qat`) with straight-through
     /// gradients, on activation grids calibrated at the start on the training images (kept in
@@ -145,6 +150,7 @@ fn write_recipe(run_dir: &std::path::Path, args: &TrainArgs, cfg: &sesr::SesrCon
         "init": args.init,
         "teacher": args.teacher,
         "distill_weight": args.teacher.as_ref().map(|_| args.distill_weight),
+        "teacher_self_ensemble": args.teacher_self_ensemble,
         "qat": args.qat,
         "ema": args.ema,
         "ema_restart": args.ema_restart,
@@ -242,7 +248,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
     let teacher = match &args.teacher {
         Some(t) => {
-            let t = Teacher::load(t, cfg.scale, device)?;
+            let mut t = Teacher::load(t, cfg.scale, device)?;
+            t.self_ensemble = args.teacher_self_ensemble;
             eprintln!("distilling from {} with weight {}", t.describe(), args.distill_weight);
             Some(t)
         }
