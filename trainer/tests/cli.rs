@@ -119,6 +119,25 @@ fn train_resume_export_eval_upscale() {
     assert_eq!(j["sets"][0]["images"], 6, "five usable images plus tiny.png, which is still scorable");
     let o = trainer(&["eval", data_s, "--method", "bicubic"]);
     assert!(o.status.success() && text(&o).contains("bicubic"), "{}", text(&o));
+    // The self-ensemble of the model scores (and is said to be) the x8 mean; bicubic's is itself.
+    let x8 = |args: &[&str]| {
+        let o = trainer(&[&["eval", data_s, "--json"], args].concat());
+        assert!(o.status.success(), "{}", text(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (j["self_ensemble"].as_bool().unwrap(), j["sets"][0]["psnr_y"].as_f64().unwrap())
+    };
+    let (said, ens) = x8(&["--model", pt.to_str().unwrap(), "--device", "cpu", "--self-ensemble"]);
+    assert!(said && ens > 15.0 && (ens - psnr).abs() > 1e-6 && (ens - psnr).abs() < 2.0, "x8 {ens} vs {psnr}");
+    // (As a table: an image of the set is flat, bicubic scores it infinite, JSON writes null.)
+    let scores = |args: &[&str]| {
+        let o = trainer(&[&["eval", data_s, "--method", "bicubic"], args].concat());
+        assert!(o.status.success(), "{}", text(&o));
+        let t = String::from_utf8_lossy(&o.stdout).into_owned();
+        let row = t.lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>();
+        (row[row.len() - 2].to_string(), row[row.len() - 1].to_string(), t.contains("bicubic x8"))
+    };
+    let (b1, b8) = (scores(&[]), scores(&["--self-ensemble"]));
+    assert!(!b1.2 && b8.2 && (&b1.0, &b1.1) == (&b8.0, &b8.1), "bicubic {b1:?} vs x8 {b8:?}");
     // The float32 weights beside the .pt run in the element's native kernel: the same model,
     // only the 8-bit Y input of the element differs from the protocol's float Y.
     assert!(d.join("m3.safetensors").is_file());
