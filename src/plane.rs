@@ -78,22 +78,23 @@ impl Plane {
 
     /// The inverse of [`Plane::dihedral`]`(t)`: `p.dihedral(t).undihedral(t) == p`.
     pub fn undihedral(&self, t: u8) -> Plane {
-        // The flips are their own inverses and come after the transpose: undo them first.
-        let flipped = Plane::from_fn(self.width, self.height, |x, y| {
-            let x = if t & 1 != 0 { self.width - 1 - x } else { x };
-            let y = if t & 2 != 0 { self.height - 1 - y } else { y };
-            self.get(x, y)
-        });
-        if t & 4 != 0 {
-            flipped.dihedral(4)
-        } else {
-            flipped
-        }
+        self.dihedral(inverse_symmetry(t))
     }
 
     /// Samples in \[0, 1\] quantised to 8 bits and back: `round(clamp(v,0,1)·255)/255`.
     pub fn quantize_unit(&self) -> Plane {
         self.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() / 255.0)
+    }
+}
+
+/// The symmetry that undoes [`Plane::dihedral`]`(t)`. Flips are their own inverses; undoing a
+/// transpose followed by flips means the flips first, and a flip before a transpose is the other
+/// axis's flip after it: so with `t & 4` the two flip bits trade places.
+pub fn inverse_symmetry(t: u8) -> u8 {
+    if t & 4 != 0 {
+        4 | (t & 1) << 1 | (t & 2) >> 1
+    } else {
+        t
     }
 }
 

@@ -917,12 +917,12 @@ fn int8_precision() {
     if eight_bit == "fp32" {
         println!("SKIPPED: auto's return to int8 after 10-bit video needs a VNNI CPU (checked: it stays fp32 here)");
     }
-    for (precision, shown) in [("fp32", "fp32"), ("int8", "int8")] {
+    for precision in ["fp32", "int8"] {
         let el = gst::ElementFactory::make("sesrupscale").property_from_str("precision", precision).build().unwrap();
         let mut hs = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
         hs.set_src_caps_str(&caps_str("NV12", w, h, "jpeg"));
         hs.push_and_pull(to_buffer(&f, gst_video::VideoFormat::Nv12, 0)).unwrap();
-        assert_eq!(active(&hs), shown);
+        assert_eq!(active(&hs), precision);
         hs.element().unwrap().set_state(gst::State::Null).unwrap();
         assert_eq!(active(&hs), "", "empty once stopped");
     }

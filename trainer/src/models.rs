@@ -114,18 +114,7 @@ pub fn dihedral(x: &tch::Tensor, t: u8) -> tch::Tensor {
 
 /// The inverse of [`dihedral`].
 pub fn undihedral(x: &tch::Tensor, t: u8) -> tch::Tensor {
-    let d = x.dim() as i64;
-    let mut y = x.shallow_clone();
-    if t & 2 != 0 {
-        y = y.flip([d - 2]);
-    }
-    if t & 1 != 0 {
-        y = y.flip([d - 1]);
-    }
-    if t & 4 != 0 {
-        y = y.transpose(d - 2, d - 1);
-    }
-    y.contiguous()
+    dihedral(x, sesr::plane::inverse_symmetry(t)).contiguous()
 }
 
 impl Upscaler {
@@ -273,6 +262,10 @@ mod tests {
         })
     }
 
+    fn max_diff(a: &Plane, b: &Plane) -> f32 {
+        a.data.iter().zip(&b.data).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max)
+    }
+
     /// Bicubic interpolation is symmetric under flips and transposes, so its self-ensemble is
     /// itself: a test that each output is turned back the right way.
     #[test]
@@ -281,8 +274,7 @@ mod tests {
         let up = Upscaler::Bicubic { scale: 2 };
         let (a, b) = (up.upscale_y(&lr).unwrap(), up.upscale_y_x8(&lr).unwrap());
         assert_eq!((b.width, b.height), (26, 18));
-        let worst = a.data.iter().zip(&b.data).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
-        assert!(worst < 1e-5, "bicubic x8 differs by {worst}");
+        assert!(max_diff(&a, &b) < 1e-5, "bicubic x8 differs by {}", max_diff(&a, &b));
     }
 
     /// The teacher's tensor self-ensemble equals `eval --self-ensemble`'s plane one on a shipped
@@ -302,8 +294,7 @@ mod tests {
         teacher.self_ensemble = true;
         let x8 = tensor_to_plane(&teacher.forward(&x).unwrap());
         let planes = Upscaler::load(&model, Device::Cpu).unwrap().upscale_y_x8(&lr).unwrap();
-        let diff = |a: &Plane, b: &Plane| a.data.iter().zip(&b.data).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
-        assert!(diff(&x8, &planes) < 1e-5, "tensor vs plane x8: {}", diff(&x8, &planes));
-        assert!(diff(&x8, &alone) > 1e-3, "the ensemble changes the output: {}", diff(&x8, &alone));
+        assert!(max_diff(&x8, &planes) < 1e-5, "tensor vs plane x8: {}", max_diff(&x8, &planes));
+        assert!(max_diff(&x8, &alone) > 1e-3, "the ensemble changes the output: {}", max_diff(&x8, &alone));
     }
 }
