@@ -476,7 +476,8 @@ pub(super) unsafe fn conv_row_avx2<const K: usize>(
         (true, Vnni::None) => conv_row_avx2_g::<K, true, 0>(rows, cs, layer, q, cw, out, post, to_ring),
         (true, Vnni::Vex) => conv_row_avx2_g::<K, true, 1>(rows, cs, layer, q, cw, out, post, to_ring),
         (true, Vnni::Evex) => conv_row_avx2_g::<K, true, 2>(rows, cs, layer, q, cw, out, post, to_ring),
-        (true, Vnni::Zmm) => conv_row_vnni512::<K>(rows, cs, layer, q, cw, out, post, to_ring),
+        (true, Vnni::Zmm) => conv_row_vnni512::<K, true>(rows, cs, layer, q, cw, out, post, to_ring),
+        (false, Vnni::Zmm) => conv_row_vnni512::<K, false>(rows, cs, layer, q, cw, out, post, to_ring),
         (false, _) => conv_row_avx2_g::<K, false, 0>(rows, cs, layer, q, cw, out, post, to_ring),
     }
 }
@@ -672,17 +673,18 @@ unsafe fn finish_block<const V: usize>(
     }
 }
 
-/// [`conv_row_avx2`]'s quad block on zmm with AVX512-VNNI: 64 pixels (4 zmm) × the 4 output
-/// channels of a quad, 16 int32 accumulators; per quad of input channels and tap, 4 loads,
-/// 4 weight broadcasts and 16 `vpdpbusd`. The sums are the same integers; the end of the block
-/// is [`finish_block`] on the accumulators' 256-bit halves, so every variant agrees bit for bit.
+/// [`conv_row_avx2`]'s block on zmm with AVX512-VNNI: 64 pixels (4 zmm) × the 4 output
+/// channels of a quad, 16 int32 accumulators; per quad of input channels (`QUAD`) or int16 pair
+/// and tap, 4 loads, 4 weight broadcasts and 16 `vpdpbusd` (u8 × s8) or `vpdpwssd` (i16 × i16).
+/// The sums are the same integers; the end of the block is [`finish_block`] on the
+/// accumulators' 256-bit halves, so every variant agrees bit for bit.
 ///
 /// # Safety
 /// As [`conv_row_avx2`] with `cw` a multiple of 64 and AVX-512F/BW and AVX512-VNNI present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn conv_row_vnni512<const K: usize>(
+unsafe fn conv_row_vnni512<const K: usize, const QUAD: bool>(
     rows: &[&[f32]; 5],
     cs: usize,
     layer: &Layer,
@@ -694,7 +696,7 @@ unsafe fn conv_row_vnni512<const K: usize>(
 ) {
     use std::arch::x86_64::*;
     let p = K / 2;
-    let groups = layer.cin.div_ceil(4);
+    let groups = layer.cin.div_ceil(if QUAD { 4 } else { 2 });
     let out = out.as_mut_ptr();
     for xb in (0..cw).step_by(64) {
         for cb in 0..layer.cout / 4 {
@@ -704,31 +706,170 @@ unsafe fn conv_row_vnni512<const K: usize>(
                 for row in rows.iter().take(K) {
                     let base = (row.as_ptr() as *const i32).add(g * cs + PAD - p + xb);
                     for dx in 0..K {
-                        let w = [
-                            _mm512_set1_epi32(*wp as i32),
-                            _mm512_set1_epi32(*wp.add(1) as i32),
-                            _mm512_set1_epi32(*wp.add(2) as i32),
-                            _mm512_set1_epi32(*wp.add(3) as i32),
-                        ];
-                        wp = wp.add(4);
-                        for v in 0..4 {
-                            let x = _mm512_loadu_si512(base.add(dx + v * 16) as *const _);
-                            for j in 0..4 {
-                                acc[j][v] = _mm512_dpbusd_epi32(acc[j][v], x, w[j]);
-                            }
+                        if QUAD {
+                            vnni512_step_quad(&mut acc, base.add(dx), wp);
+                        } else {
+                            vnni512_step_pair(&mut acc, base.add(dx), wp);
                         }
+                        wp = wp.add(4);
                     }
                 }
             }
-            let mut halves = [[_mm256_setzero_si256(); 8]; 4];
-            for j in 0..4 {
-                for v in 0..4 {
-                    halves[j][2 * v] = _mm512_castsi512_si256(acc[j][v]);
-                    halves[j][2 * v + 1] = _mm512_extracti64x4_epi64::<1>(acc[j][v]);
+            if to_ring && !q.out_quad {
+                // Pairs out (into an output conv laid out for the plain AVX2 block).
+                let mut halves = [[_mm256_setzero_si256(); 8]; 4];
+                for j in 0..4 {
+                    for v in 0..4 {
+                        halves[j][2 * v] = _mm512_castsi512_si256(acc[j][v]);
+                        halves[j][2 * v + 1] = _mm512_extracti64x4_epi64::<1>(acc[j][v]);
+                    }
                 }
+                finish_block::<8>(&halves, xb, cb, cs, layer, q, out, post, to_ring);
+            } else {
+                finish_block512(acc, xb, cb, cs, layer, q, out, post, to_ring);
             }
-            finish_block::<8>(&halves, xb, cb, cs, layer, q, out, post, to_ring);
         }
+    }
+}
+
+/// One quad of input channels (or int16 pair) at one tap on zmm: `acc[j][v] += w[j] · x[v]` for
+/// 64 pixels (`x`, 4 loads) and 4 output channels (`w`, 4 weight words, broadcast from memory
+/// by the `vpdpbusd`/`vpdpwssd` themselves). In assembly so that the 16 accumulators stay in
+/// registers: compiled from intrinsics, they were stored to the stack at every tap once the
+/// block's end grew (measured 0.6× the speed).
+macro_rules! vnni512_step {
+    ($name:ident, $op:literal) => {
+        /// # Safety
+        /// `x` readable for 64 words, `w` for 4, AVX512-VNNI present.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512vnni")]
+        #[inline]
+        unsafe fn $name(acc: &mut [[std::arch::x86_64::__m512i; 4]; 4], x: *const i32, w: *const u32) {
+            std::arch::asm!(
+                "vmovdqu32 {x0}, zmmword ptr [{xp}]",
+                "vmovdqu32 {x1}, zmmword ptr [{xp} + 64]",
+                "vmovdqu32 {x2}, zmmword ptr [{xp} + 128]",
+                "vmovdqu32 {x3}, zmmword ptr [{xp} + 192]",
+                concat!($op, " {a00}, {x0}, dword ptr [{wp}]{{1to16}}"),
+                concat!($op, " {a01}, {x1}, dword ptr [{wp}]{{1to16}}"),
+                concat!($op, " {a02}, {x2}, dword ptr [{wp}]{{1to16}}"),
+                concat!($op, " {a03}, {x3}, dword ptr [{wp}]{{1to16}}"),
+                concat!($op, " {a10}, {x0}, dword ptr [{wp} + 4]{{1to16}}"),
+                concat!($op, " {a11}, {x1}, dword ptr [{wp} + 4]{{1to16}}"),
+                concat!($op, " {a12}, {x2}, dword ptr [{wp} + 4]{{1to16}}"),
+                concat!($op, " {a13}, {x3}, dword ptr [{wp} + 4]{{1to16}}"),
+                concat!($op, " {a20}, {x0}, dword ptr [{wp} + 8]{{1to16}}"),
+                concat!($op, " {a21}, {x1}, dword ptr [{wp} + 8]{{1to16}}"),
+                concat!($op, " {a22}, {x2}, dword ptr [{wp} + 8]{{1to16}}"),
+                concat!($op, " {a23}, {x3}, dword ptr [{wp} + 8]{{1to16}}"),
+                concat!($op, " {a30}, {x0}, dword ptr [{wp} + 12]{{1to16}}"),
+                concat!($op, " {a31}, {x1}, dword ptr [{wp} + 12]{{1to16}}"),
+                concat!($op, " {a32}, {x2}, dword ptr [{wp} + 12]{{1to16}}"),
+                concat!($op, " {a33}, {x3}, dword ptr [{wp} + 12]{{1to16}}"),
+                xp = in(reg) x,
+                wp = in(reg) w,
+                a00 = inout(zmm_reg) acc[0][0],
+                a01 = inout(zmm_reg) acc[0][1],
+                a02 = inout(zmm_reg) acc[0][2],
+                a03 = inout(zmm_reg) acc[0][3],
+                a10 = inout(zmm_reg) acc[1][0],
+                a11 = inout(zmm_reg) acc[1][1],
+                a12 = inout(zmm_reg) acc[1][2],
+                a13 = inout(zmm_reg) acc[1][3],
+                a20 = inout(zmm_reg) acc[2][0],
+                a21 = inout(zmm_reg) acc[2][1],
+                a22 = inout(zmm_reg) acc[2][2],
+                a23 = inout(zmm_reg) acc[2][3],
+                a30 = inout(zmm_reg) acc[3][0],
+                a31 = inout(zmm_reg) acc[3][1],
+                a32 = inout(zmm_reg) acc[3][2],
+                a33 = inout(zmm_reg) acc[3][3],
+                x0 = out(zmm_reg) _,
+                x1 = out(zmm_reg) _,
+                x2 = out(zmm_reg) _,
+                x3 = out(zmm_reg) _,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+    };
+}
+
+vnni512_step!(vnni512_step_quad, "vpdpbusd");
+vnni512_step!(vnni512_step_pair, "vpdpwssd");
+
+/// [`finish_block`] on zmm for quads or float32 out: the same float steps in the same order,
+/// so the same values bit for bit.
+///
+/// # Safety
+/// As [`conv_row_vnni512`], for the 64 pixels from `xb`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+unsafe fn finish_block512(
+    acc: [[std::arch::x86_64::__m512i; 4]; 4],
+    xb: usize,
+    cb: usize,
+    cs: usize,
+    layer: &Layer,
+    q: &LayerQuant,
+    out: *mut f32,
+    post: &Post,
+    to_ring: bool,
+) {
+    use std::arch::x86_64::*;
+    let fzero = _mm512_setzero_ps();
+    // As in `finish_block`, per 128-bit lane: byte 4·ch + px → byte 4·px + ch.
+    let interleave = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    let mut ys = [[fzero; 4]; 4];
+    for j in 0..4 {
+        let co = cb * 4 + j;
+        let corr = _mm512_set1_epi32(q.corr[co]);
+        let scale = _mm512_set1_ps(q.scale[co]);
+        let bias = _mm512_set1_ps(q.bias[co]);
+        let slope = layer.alpha.as_ref().map(|al| _mm512_set1_ps(al[co]));
+        for v in 0..4 {
+            let at = PAD + xb + v * 16;
+            let a = _mm512_sub_epi32(acc[j][v], corr);
+            let mut y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), scale), bias);
+            if let Some(s) = slope {
+                y = _mm512_add_ps(_mm512_max_ps(y, fzero), _mm512_mul_ps(s, _mm512_min_ps(y, fzero)));
+            }
+            if let Some(r) = post.residual {
+                let word = _mm512_loadu_si512((r.as_ptr() as *const i32).add(cb * cs + at) as *const _);
+                let b = match j {
+                    0 => _mm512_and_si512(word, _mm512_set1_epi32(0xFF)),
+                    1 => _mm512_and_si512(_mm512_srli_epi32::<8>(word), _mm512_set1_epi32(0xFF)),
+                    2 => _mm512_and_si512(_mm512_srli_epi32::<16>(word), _mm512_set1_epi32(0xFF)),
+                    _ => _mm512_srli_epi32::<24>(word),
+                };
+                let d = _mm512_sub_epi32(b, _mm512_set1_epi32(q.res_zero[co]));
+                y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(q.res_scale[co])));
+            }
+            ys[j][v] = y;
+        }
+    }
+    if !to_ring {
+        for j in 0..4 {
+            for v in 0..4 {
+                _mm512_storeu_ps(out.add((cb * 4 + j) * cs + PAD + xb + v * 16), ys[j][v]);
+            }
+        }
+        return;
+    }
+    let quant = |j: usize, v: usize| {
+        let co = cb * 4 + j;
+        let t = _mm512_mul_ps(ys[j][v], _mm512_set1_ps(q.out_inv[co]));
+        let t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-1e9)), _mm512_set1_ps(1e9));
+        // Round to nearest even (MXCSR default), + zero.
+        _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(q.out_zero[co]))
+    };
+    for v in 0..4 {
+        // The packs saturate to 0..255: the clamp.
+        let lo = _mm512_packs_epi32(quant(0, v), quant(1, v));
+        let hi = _mm512_packs_epi32(quant(2, v), quant(3, v));
+        let word = _mm512_shuffle_epi8(_mm512_packus_epi16(lo, hi), interleave);
+        _mm512_storeu_si512((out as *mut i32).add(cb * cs + PAD + xb + v * 16) as *mut _, word);
     }
 }
 

@@ -183,6 +183,9 @@ fn bf16_bits(v: f32) -> u16 {
     (b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16) as u16
 }
 
+/// The integer weights of every conv and the activation grids of every layer's input.
+type Int8Source = (Vec<int8::QuantConv>, Vec<Vec<int8::ActQuant>>);
+
 /// The collapsed SESR network prepared for [`NativeSesr::upscale`].
 #[derive(Debug, Clone)]
 pub struct NativeSesr {
@@ -202,6 +205,9 @@ pub struct NativeSesr {
     pads: Vec<Vec<u32>>,
     /// The integer block's `vpdpbusd`, if any (int8 on x86-64).
     vnni: int8::Vnni,
+    /// The integer weights of every conv and the activation grids of every layer's input
+    /// (integer mode only), which [`lay_out_int8`](Self::lay_out_int8) lays out.
+    int8_src: Option<std::sync::Arc<Int8Source>>,
 }
 
 /// The output channel holding sub-pixel (`dy`, `dx`) of an `s`×`s` block: one
@@ -285,6 +291,7 @@ impl NativeSesr {
             tile_width: 0,
             pads: Vec::new(),
             vnni: int8::Vnni::None,
+            int8_src: None,
         };
         net.tile_width = net.default_tile_width();
         net.pads = net.ring_pads();
@@ -311,25 +318,39 @@ impl NativeSesr {
                 return Err(format!("invalid activation quantisation {bad:?}"));
             }
         }
-        for (l, qc) in int8::integer_layers(weights, &acts).into_iter().enumerate() {
-            let out: &[int8::ActQuant] = if l + 1 < n { &acts[l + 1] } else { &[] };
-            // Quads of bytes between the blocks; int16 pairs into the input conv (exact input)
-            // and into the output conv (8-bit weights: the 7-bit ones cost 0.03 dB there).
-            let quad = |l: usize| l > 0 && l + 1 < n;
-            let (layer, a, r) = (&net.layers[l], &acts[l], &acts[1]);
-            let q = int8::LayerQuant::new(qc, layer.cout, layer.cin, layer.k, a, out, r, quad(l), quad(l + 1));
-            net.layers[l].q = Some(q);
-        }
+        net.int8_src = Some(std::sync::Arc::new((int8::integer_layers(weights, &acts), acts)));
         net.int8 = true;
-        net.pads = net.ring_pads();
         net.vnni = int8::Vnni::detect_for(isa);
+        net.lay_out_int8();
         Ok(net)
+    }
+
+    /// Lays the integer weights out for the block that runs ([`int8::LayerQuant`]): quads of
+    /// bytes between the blocks; int16 pairs into the input conv (its input is exact); into
+    /// the output conv (8-bit weights: 7-bit ones cost 0.03 dB there) quads where `vpdpbusd`
+    /// runs (u8 × s8 without int16 saturation), int16 pairs for the plain AVX2 block, whose
+    /// `vpmaddubsw` would saturate. Both compute the same integers: `Σ w·(q − z)` in pairs,
+    /// `Σ w·q − Σ w·z` in quads.
+    fn lay_out_int8(&mut self) {
+        let Some(src) = self.int8_src.clone() else { return };
+        let (qcs, acts) = &*src;
+        let n = self.layers.len();
+        let vnni = self.vnni != int8::Vnni::None;
+        let quad = |l: usize| l > 0 && l < n && (l + 1 < n || vnni);
+        for (l, qc) in qcs.iter().enumerate() {
+            let out: &[int8::ActQuant] = if l + 1 < n { &acts[l + 1] } else { &[] };
+            let (layer, a, r) = (&self.layers[l], &acts[l], &acts[1]);
+            let q = int8::LayerQuant::new(qc.clone(), layer.cout, layer.cin, layer.k, a, out, r, quad(l), quad(l + 1));
+            self.layers[l].q = Some(q);
+        }
+        self.pads = self.ring_pads();
     }
 
     /// The integer network on the plain AVX2 block even where the CPU has VNNI (to compare the
     /// two: they compute the same integers).
     pub fn without_vnni(mut self) -> Self {
         self.vnni = int8::Vnni::None;
+        self.lay_out_int8();
         self
     }
 
@@ -361,9 +382,9 @@ impl NativeSesr {
             _ => 3,
         };
         // bf16 rings hold channel pairs, one 32-bit word per pixel and pair; int8 rings quads
-        // of bytes between the blocks, int16 pairs into the input and output convs.
+        // of bytes or int16 pairs as the layer reads them (`lay_out_int8`).
         let ch = self.layers[l].cin;
-        let quads = self.int8 && l > 0 && l + 1 < self.layers.len();
+        let quads = self.int8 && self.layers[l].q.as_ref().is_some_and(|q| q.quad);
         (
             slots,
             if quads {
@@ -559,16 +580,17 @@ impl NativeSesr {
             self.compute(rings, pads, last, y, t, out, *stride);
             // Residual + x, clamp, rounding to the sample depth, pixel shuffle into the destination.
             let srow = &src.data[gy * src.stride + t.x0..gy * src.stride + t.x1];
-            let depth = src.depth;
             for dy in 0..s {
                 let o = (gy * s + dy - dst_row0) * dst_stride;
                 let drow = &mut dst[o + t.x0 * s..o + t.x1 * s];
-                for dx in 0..s {
+                let orow = |dx: usize| {
                     let c = self.shuffle[dy * s + dx] * *stride + PAD + t.x0 - t.a;
-                    let orow = &out[c..c + n];
-                    for ((d, &v), &x) in drow.iter_mut().skip(dx).step_by(s).zip(orow).zip(srow) {
-                        *d = depth.from_unit(v + depth.to_unit(x));
-                    }
+                    &out[c..c + n]
+                };
+                if s == 2 {
+                    out_row(self.isa, drow, [orow(0), orow(1)], srow, src.depth);
+                } else {
+                    out_row(self.isa, drow, [orow(0), orow(1), orow(2), orow(3)], srow, src.depth);
                 }
             }
         }
@@ -685,6 +707,54 @@ impl NativeSesr {
             out[r * cs + PAD + wt..r * cs + PAD + cw].fill(f32::from_bits(pad.get(r).copied().unwrap_or(0)));
         }
     }
+}
+
+/// One destination row from the output conv's `S` rows of sub-pixels `dx`: residual + x, clamp,
+/// rounding to the sample depth and the pixel shuffle,
+/// `drow[x·S + dx] = from_unit(orows[dx][x] + to_unit(srow[x]))`. The x86 variants compile it with AVX2, where it vectorises (`round`
+/// then expands to exact vector instructions instead of a call per sample).
+fn out_row<T: Sample, const S: usize>(isa: Isa, drow: &mut [T], orows: [&[f32]; S], srow: &[T], depth: Depth) {
+    #[inline(always)]
+    fn body<T: Sample, const S: usize>(drow: &mut [T], orows: [&[f32]; S], srow: &[T], depth: Depth) {
+        // In chunks of 64 pixels: contiguous loops (they vectorise), then the shuffle.
+        const C: usize = 64;
+        let top = depth.max() as f32;
+        for (c, (dchunk, schunk)) in drow.chunks_mut(C * S).zip(srow.chunks(C)).enumerate() {
+            let m = schunk.len();
+            let mut xs = [0f32; C];
+            for (a, &v) in xs.iter_mut().zip(schunk) {
+                *a = depth.to_unit(v);
+            }
+            let mut levels = [[0u32; C]; S];
+            for (lv, orow) in levels.iter_mut().zip(orows) {
+                for ((l, &o), &x) in lv.iter_mut().zip(&orow[c * C..c * C + m]).zip(&xs) {
+                    // `depth.from_unit`, in a form that vectorises: `max`/`min` send NaN to 0
+                    // as its saturating cast does, and the level is then in `0..=max`.
+                    #[allow(clippy::manual_clamp)] // `clamp` keeps NaN
+                    let level = ((o + x).max(0.0).min(1.0) * top).round();
+                    // SAFETY: `level` is finite and in `0..=max`.
+                    *l = unsafe { level.to_int_unchecked::<u32>() } << depth.shift;
+                }
+            }
+            for (i, d) in dchunk.chunks_exact_mut(S).enumerate() {
+                for (dx, d) in d.iter_mut().enumerate() {
+                    *d = T::from_raw(levels[dx][i]);
+                }
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn body_avx2<T: Sample, const S: usize>(drow: &mut [T], orows: [&[f32]; S], srow: &[T], depth: Depth) {
+        body(drow, orows, srow, depth)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Portable {
+        // SAFETY: the AVX2 and AVX-512 variants run only where the CPU has AVX2 and FMA.
+        return unsafe { body_avx2(drow, orows, srow, depth) };
+    }
+    let _ = isa;
+    body(drow, orows, srow, depth)
 }
 
 /// `[lo, hi)` of part `i` of `n` near-equal parts of `len`.
