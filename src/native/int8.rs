@@ -697,10 +697,16 @@ unsafe fn conv_row_vnni512<const K: usize, const QUAD: bool>(
     use std::arch::x86_64::*;
     let p = K / 2;
     let groups = layer.cin.div_ceil(if QUAD { 4 } else { 2 });
+    // With VNNI every ring between layers holds quads (`NativeSesr::lay_out_int8`).
+    assert!(!to_ring || q.out_quad, "the zmm block writes quads");
     let out = out.as_mut_ptr();
     for xb in (0..cw).step_by(64) {
         for cb in 0..layer.cout / 4 {
+            // The sums start at `−corr` (the zero points' share; 0 for pairs).
             let mut acc = [[_mm512_setzero_si512(); 4]; 4];
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = [_mm512_set1_epi32(-q.corr[cb * 4 + j]); 4];
+            }
             let mut wp = q.w.as_ptr().add(cb * groups * K * K * 4);
             for g in 0..groups {
                 for row in rows.iter().take(K) {
@@ -715,19 +721,7 @@ unsafe fn conv_row_vnni512<const K: usize, const QUAD: bool>(
                     }
                 }
             }
-            if to_ring && !q.out_quad {
-                // Pairs out (into an output conv laid out for the plain AVX2 block).
-                let mut halves = [[_mm256_setzero_si256(); 8]; 4];
-                for j in 0..4 {
-                    for v in 0..4 {
-                        halves[j][2 * v] = _mm512_castsi512_si256(acc[j][v]);
-                        halves[j][2 * v + 1] = _mm512_extracti64x4_epi64::<1>(acc[j][v]);
-                    }
-                }
-                finish_block::<8>(&halves, xb, cb, cs, layer, q, out, post, to_ring);
-            } else {
-                finish_block512(acc, xb, cb, cs, layer, q, out, post, to_ring);
-            }
+            finish_block512(acc, xb, cb, cs, layer, q, out, post, to_ring);
         }
     }
 }
@@ -797,8 +791,8 @@ macro_rules! vnni512_step {
 vnni512_step!(vnni512_step_quad, "vpdpbusd");
 vnni512_step!(vnni512_step_pair, "vpdpwssd");
 
-/// [`finish_block`] on zmm for quads or float32 out: the same float steps in the same order,
-/// so the same values bit for bit.
+/// [`finish_block`] on zmm for quads or float32 out, from sums that already hold `−corr`: the
+/// same float steps in the same order, so the same values bit for bit.
 ///
 /// # Safety
 /// As [`conv_row_vnni512`], for the 64 pixels from `xb`.
@@ -824,16 +818,16 @@ unsafe fn finish_block512(
     let mut ys = [[fzero; 4]; 4];
     for j in 0..4 {
         let co = cb * 4 + j;
-        let corr = _mm512_set1_epi32(q.corr[co]);
         let scale = _mm512_set1_ps(q.scale[co]);
         let bias = _mm512_set1_ps(q.bias[co]);
         let slope = layer.alpha.as_ref().map(|al| _mm512_set1_ps(al[co]));
         for v in 0..4 {
             let at = PAD + xb + v * 16;
-            let a = _mm512_sub_epi32(acc[j][v], corr);
-            let mut y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), scale), bias);
+            let mut y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[j][v]), scale), bias);
             if let Some(s) = slope {
-                y = _mm512_add_ps(_mm512_max_ps(y, fzero), _mm512_mul_ps(s, _mm512_min_ps(y, fzero)));
+                // `max(y, 0) + s·min(y, 0)` as a masked product: the same values (a zero's
+                // sign aside, which no later step sees).
+                y = _mm512_mask_mul_ps(y, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(y, fzero), s, y);
             }
             if let Some(r) = post.residual {
                 let word = _mm512_loadu_si512((r.as_ptr() as *const i32).add(cb * cs + at) as *const _);
@@ -860,7 +854,9 @@ unsafe fn finish_block512(
     let quant = |j: usize, v: usize| {
         let co = cb * 4 + j;
         let t = _mm512_mul_ps(ys[j][v], _mm512_set1_ps(q.out_inv[co]));
-        let t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-1e9)), _mm512_set1_ps(1e9));
+        // Below −2³¹ (and NaN: `min` returns its second operand) converts to −2³¹, which the
+        // packs take to 0 as `finish_block`'s clamp does: only the upper end needs the bound.
+        let t = _mm512_min_ps(_mm512_set1_ps(1e9), t);
         // Round to nearest even (MXCSR default), + zero.
         _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(q.out_zero[co]))
     };
