@@ -320,6 +320,7 @@ impl NativeSesr {
         }
         net.int8_src = Some(std::sync::Arc::new((int8::integer_layers(weights, &acts), acts)));
         net.int8 = true;
+        net.tile_width = net.default_tile_width();
         net.vnni = int8::Vnni::detect_for(isa);
         net.lay_out_int8();
         Ok(net)
@@ -364,10 +365,13 @@ impl NativeSesr {
         }
     }
 
-    /// [`TILE_WIDTH`] (`SESR_NATIVE_TILE` overrides, for measuring).
+    /// [`TILE_WIDTH`], or 4× that in integers, whose rings hold a quarter of the bytes: the same
+    /// L2 footprint, less halo (measured 6 % faster at 720p on a 2-core Zen 4, whole-width
+    /// tiles against three). `SESR_NATIVE_TILE` overrides, for measuring.
     fn default_tile_width(&self) -> usize {
         match std::env::var("SESR_NATIVE_TILE").ok().and_then(|v| v.parse::<usize>().ok()) {
             Some(w) => w.max(16),
+            None if self.int8 => 4 * TILE_WIDTH,
             None => TILE_WIDTH,
         }
     }
