@@ -815,22 +815,25 @@ unsafe fn finish_block512(
     let fzero = _mm512_setzero_ps();
     // As in `finish_block`, per 128-bit lane: byte 4·ch + px → byte 4·px + ch.
     let interleave = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
-    let mut ys = [[fzero; 4]; 4];
-    for j in 0..4 {
-        let co = cb * 4 + j;
-        let scale = _mm512_set1_ps(q.scale[co]);
-        let bias = _mm512_set1_ps(q.bias[co]);
-        let slope = layer.alpha.as_ref().map(|al| _mm512_set1_ps(al[co]));
-        for v in 0..4 {
-            let at = PAD + xb + v * 16;
-            let mut y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[j][v]), scale), bias);
-            if let Some(s) = slope {
+    // One 16-pixel column at a time, its 4 channels in registers.
+    for v in 0..4 {
+        let at = PAD + xb + v * 16;
+        let residual = post.residual.map(|r| _mm512_loadu_si512((r.as_ptr() as *const i32).add(cb * cs + at) as *const _));
+        // (No closures here: they would not inherit the target features, nor be inlined.)
+        let mut ys = [fzero; 4];
+        for (j, y) in ys.iter_mut().enumerate() {
+            let co = cb * 4 + j;
+            *y = _mm512_add_ps(
+                _mm512_mul_ps(_mm512_cvtepi32_ps(acc[j][v]), _mm512_set1_ps(q.scale[co])),
+                _mm512_set1_ps(q.bias[co]),
+            );
+            if let Some(al) = &layer.alpha {
                 // `max(y, 0) + s·min(y, 0)` as a masked product: the same values (a zero's
                 // sign aside, which no later step sees).
-                y = _mm512_mask_mul_ps(y, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(y, fzero), s, y);
+                let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(*y, fzero);
+                *y = _mm512_mask_mul_ps(*y, lt, _mm512_set1_ps(al[co]), *y);
             }
-            if let Some(r) = post.residual {
-                let word = _mm512_loadu_si512((r.as_ptr() as *const i32).add(cb * cs + at) as *const _);
+            if let Some(word) = residual {
                 let b = match j {
                     0 => _mm512_and_si512(word, _mm512_set1_epi32(0xFF)),
                     1 => _mm512_and_si512(_mm512_srli_epi32::<8>(word), _mm512_set1_epi32(0xFF)),
@@ -838,34 +841,30 @@ unsafe fn finish_block512(
                     _ => _mm512_srli_epi32::<24>(word),
                 };
                 let d = _mm512_sub_epi32(b, _mm512_set1_epi32(q.res_zero[co]));
-                y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(q.res_scale[co])));
-            }
-            ys[j][v] = y;
-        }
-    }
-    if !to_ring {
-        for j in 0..4 {
-            for v in 0..4 {
-                _mm512_storeu_ps(out.add((cb * 4 + j) * cs + PAD + xb + v * 16), ys[j][v]);
+                *y = _mm512_add_ps(*y, _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(q.res_scale[co])));
             }
         }
-        return;
-    }
-    let quant = |j: usize, v: usize| {
-        let co = cb * 4 + j;
-        let t = _mm512_mul_ps(ys[j][v], _mm512_set1_ps(q.out_inv[co]));
-        // Below −2³¹ (and NaN: `min` returns its second operand) converts to −2³¹, which the
-        // packs take to 0 as `finish_block`'s clamp does: only the upper end needs the bound.
-        let t = _mm512_min_ps(_mm512_set1_ps(1e9), t);
-        // Round to nearest even (MXCSR default), + zero.
-        _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(q.out_zero[co]))
-    };
-    for v in 0..4 {
+        if !to_ring {
+            for (j, y) in ys.into_iter().enumerate() {
+                _mm512_storeu_ps(out.add((cb * 4 + j) * cs + at), y);
+            }
+            continue;
+        }
+        let mut qs = [_mm512_setzero_si512(); 4];
+        for (j, (qv, y)) in qs.iter_mut().zip(ys).enumerate() {
+            let co = cb * 4 + j;
+            let t = _mm512_mul_ps(y, _mm512_set1_ps(q.out_inv[co]));
+            // Below −2³¹ (and NaN: `min` returns its second operand) converts to −2³¹, which
+            // the packs take to 0 as `finish_block`'s clamp does: only the upper end needs it.
+            let t = _mm512_min_ps(_mm512_set1_ps(1e9), t);
+            // Round to nearest even (MXCSR default), + zero.
+            *qv = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(q.out_zero[co]));
+        }
         // The packs saturate to 0..255: the clamp.
-        let lo = _mm512_packs_epi32(quant(0, v), quant(1, v));
-        let hi = _mm512_packs_epi32(quant(2, v), quant(3, v));
+        let lo = _mm512_packs_epi32(qs[0], qs[1]);
+        let hi = _mm512_packs_epi32(qs[2], qs[3]);
         let word = _mm512_shuffle_epi8(_mm512_packus_epi16(lo, hi), interleave);
-        _mm512_storeu_si512((out as *mut i32).add(cb * cs + PAD + xb + v * 16) as *mut _, word);
+        _mm512_storeu_si512((out as *mut i32).add(cb * cs + at) as *mut _, word);
     }
 }
 
