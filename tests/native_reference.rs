@@ -213,6 +213,29 @@ fn int8_variants_equal_the_scalar_integer_reference_bit_for_bit() {
     }
 }
 
+/// A block whose values run past ±2³¹ steps of its output grid (weights scaled up after
+/// calibration), where the blocks must clamp: the bound they skip when the weights keep every
+/// value in range.
+#[test]
+fn int8_out_of_range_values_saturate_as_the_reference_does() {
+    let mut wts = random_weights(SesrConfig::new(2, 8, 16, 2).unwrap(), 4);
+    let crops: Vec<Vec<u8>> = (0..2).map(|i| picture(40, 30, 200 + i)).collect();
+    let planes: Vec<(&[u8], usize, usize)> = crops.iter().map(|c| (&c[..], 40, 30)).collect();
+    let acts = sesr::native::int8::calibrate(&wts, &planes);
+    let (w, h) = (150, 20);
+    let src = picture(w, h, 77);
+    let calibrated = run(&NativeSesr::with_int8(&wts, &acts, Isa::Portable).unwrap(), &src, w, h, 1);
+    let conv = &mut wts.blocks[0].0;
+    conv.weight.iter_mut().chain(&mut conv.bias).for_each(|v| *v *= 1e10);
+    let want = run(&NativeSesr::with_int8(&wts, &acts, Isa::Portable).unwrap(), &src, w, h, 1);
+    assert!(want != calibrated, "the saturated block changes the picture");
+    for isa in variants("int8 saturation") {
+        let net = NativeSesr::with_int8(&wts, &acts, isa).unwrap();
+        assert!(run(&net, &src, w, h, 2) == want, "{isa} ({:?})", net.int8_block());
+        eprintln!("int8 saturation: {isa} variant, {} block tested", net.int8_block().unwrap());
+    }
+}
+
 #[test]
 fn int8_stays_close_to_float32() {
     let wts = random_weights(SesrConfig::new(3, 16, 16, 2).unwrap(), 9);

@@ -201,6 +201,9 @@ pub(super) struct LayerQuant {
     pub res_zero: Vec<i32>,
     /// The padding words of this layer's input ring, per quad (quads only).
     pub pad: Vec<u32>,
+    /// Whether `|y · out_inv|` stays under the quantisation's bound (±10⁹) for any input, so
+    /// that a block may skip that clamp ([`LayerQuant::new`] bounds it from the weights).
+    pub in_range: bool,
 }
 
 /// One conv's weights in integers: `w[co][ci]·s_in[ci] ≈ scale[co] · q`, and the bias less the
@@ -280,8 +283,8 @@ pub fn quantise_conv(
 impl LayerQuant {
     /// Lays out a conv's integer weights ([`integer_layers`]) for the blocks; `input`: this
     /// layer's input quantisation per channel, `out` the next layer's (empty for the output
-    /// conv), `res` the `f0` ring's; `quad`/`out_quad`: input/output in quads of bytes (else
-    /// int16 pairs).
+    /// conv), `res` the `f0` ring's, `alpha` the PReLU slopes; `quad`/`out_quad`: input/output
+    /// in quads of bytes (else int16 pairs).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         qc: QuantConv,
@@ -291,6 +294,7 @@ impl LayerQuant {
         input: &[ActQuant],
         out: &[ActQuant],
         res: &[ActQuant],
+        alpha: Option<&[f32]>,
         quad: bool,
         out_quad: bool,
     ) -> Self {
@@ -312,6 +316,17 @@ impl LayerQuant {
                 }
             }
         }
+        // |acc| ≤ 255 · Σ|q_w| (inputs q − z, or 2Y − 255, within ±255); then the bias, PReLU
+        // (|slope| may exceed 1) and the residual (within ±255 steps of its grid).
+        let slope = |co: usize| alpha.map_or(1.0, |a| (a[co] as f64).abs().max(1.0));
+        let in_range = out.len() == cout
+            && (0..cout).all(|co| {
+                let wsum: f64 = q[co * cin * k * k..(co + 1) * cin * k * k].iter().map(|&w| w.abs() as f64).sum();
+                let y = (255.0 * wsum * sw[co] as f64 + (bias[co] as f64).abs()) * slope(co)
+                    + res.get(co).map_or(0.0, |r| 255.0 * r.scale as f64);
+                let t = y / out[co].scale as f64;
+                t.is_finite() && t < 0.5e9
+            });
         let corr = (0..cout)
             .map(|co| {
                 if !quad {
@@ -332,6 +347,7 @@ impl LayerQuant {
             res_scale: res.iter().map(|a| a.scale).collect(),
             res_zero: res.iter().map(|a| a.zero).collect(),
             pad: if quad { (0..cin.div_ceil(4)).map(|g| pad_word(input, g)).collect() } else { Vec::new() },
+            in_range,
         }
     }
 }
@@ -818,7 +834,8 @@ unsafe fn finish_block512(
     // One 16-pixel column at a time, its 4 channels in registers.
     for v in 0..4 {
         let at = PAD + xb + v * 16;
-        let residual = post.residual.map(|r| _mm512_loadu_si512((r.as_ptr() as *const i32).add(cb * cs + at) as *const _));
+        let residual =
+            post.residual.map(|r| _mm512_loadu_si512((r.as_ptr() as *const i32).add(cb * cs + at) as *const _));
         // (No closures here: they would not inherit the target features, nor be inlined.)
         let mut ys = [fzero; 4];
         for (j, y) in ys.iter_mut().enumerate() {
@@ -853,10 +870,13 @@ unsafe fn finish_block512(
         let mut qs = [_mm512_setzero_si512(); 4];
         for (j, (qv, y)) in qs.iter_mut().zip(ys).enumerate() {
             let co = cb * 4 + j;
-            let t = _mm512_mul_ps(y, _mm512_set1_ps(q.out_inv[co]));
+            let mut t = _mm512_mul_ps(y, _mm512_set1_ps(q.out_inv[co]));
             // Below −2³¹ (and NaN: `min` returns its second operand) converts to −2³¹, which
-            // the packs take to 0 as `finish_block`'s clamp does: only the upper end needs it.
-            let t = _mm512_min_ps(_mm512_set1_ps(1e9), t);
+            // the packs take to 0 as `finish_block`'s clamp does: only the upper end needs it,
+            // and only where the weights do not bound it already.
+            if !q.in_range {
+                t = _mm512_min_ps(_mm512_set1_ps(1e9), t);
+            }
             // Round to nearest even (MXCSR default), + zero.
             *qv = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(q.out_zero[co]));
         }

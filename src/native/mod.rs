@@ -341,7 +341,8 @@ impl NativeSesr {
         for (l, qc) in qcs.iter().enumerate() {
             let out: &[int8::ActQuant] = if l + 1 < n { &acts[l + 1] } else { &[] };
             let (layer, a, r) = (&self.layers[l], &acts[l], &acts[1]);
-            let q = int8::LayerQuant::new(qc.clone(), layer.cout, layer.cin, layer.k, a, out, r, quad(l), quad(l + 1));
+            let (cout, cin, k, alpha) = (layer.cout, layer.cin, layer.k, layer.alpha.as_deref());
+            let q = int8::LayerQuant::new(qc.clone(), cout, cin, k, a, out, r, alpha, quad(l), quad(l + 1));
             self.layers[l].q = Some(q);
         }
         self.pads = self.ring_pads();
