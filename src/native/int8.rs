@@ -181,6 +181,9 @@ pub(super) struct LayerQuant {
     pub quad: bool,
     /// Whether the output (to a ring) is in quads, or in pairs `q − z` (for the output conv).
     pub out_quad: bool,
+    /// One input channel in pairs of neighbouring pixels, `(x, x + 1)`, and the weights in
+    /// pairs of horizontal taps (`vpdpwssd` on zmm: [`LayerQuant::with_tap_pairs`]).
+    pub tap_pairs: bool,
     /// Quads: `[cout/4][cin/4][k][k][4]` words, the 4 signed weight bytes (channels 4q..4q+3)
     /// of one output channel. Pairs: `[cout/4][cin/2][k][k][4]`, the i16 pair (2q, 2q+1).
     pub w: Vec<u32>,
@@ -348,7 +351,33 @@ impl LayerQuant {
             res_zero: res.iter().map(|a| a.zero).collect(),
             pad: if quad { (0..cin.div_ceil(4)).map(|g| pad_word(input, g)).collect() } else { Vec::new() },
             in_range,
+            tap_pairs: false,
         }
+    }
+
+    /// The input conv (one channel, int16) with its input in pairs of neighbouring pixels and
+    /// its weights in pairs of horizontal taps, `[cout/4][k][⌈k/2⌉][4]`, the word of output
+    /// channel `co` at row `dy` and pair `p` holding taps `(2p, 2p + 1)` (0 past the kernel):
+    /// `⌈k/2⌉` instead of `k` multiply-adds a row, the same integers.
+    pub fn with_tap_pairs(mut self, qc: &QuantConv, k: usize) -> Self {
+        assert!(!self.quad && self.corr.iter().all(|&c| c == 0) && qc.q.len() == self.scale.len() * k * k);
+        let at = |co: usize, dy: usize, dx: usize| if dx < k { qc.q[(co * k + dy) * k + dx] } else { 0 };
+        let mut w = Vec::new();
+        for cb in 0..self.scale.len() / 4 {
+            for dy in 0..k {
+                for p in 0..k.div_ceil(2) {
+                    for j in 0..4 {
+                        let co = cb * 4 + j;
+                        w.push(
+                            at(co, dy, 2 * p) as i16 as u16 as u32 | (at(co, dy, 2 * p + 1) as i16 as u16 as u32) << 16,
+                        );
+                    }
+                }
+            }
+        }
+        self.w = w;
+        self.tap_pairs = true;
+        self
     }
 }
 
@@ -403,6 +432,7 @@ pub(super) fn conv_row<const K: usize>(
     post: &Post,
     to_ring: bool,
 ) {
+    assert!(!q.tap_pairs, "tap pairs are the zmm block's");
     let p = K / 2;
     let groups = layer.cin.div_ceil(if q.quad { 4 } else { 2 });
     let zeros: Vec<i32> =
@@ -488,12 +518,16 @@ pub(super) unsafe fn conv_row_avx2<const K: usize>(
     to_ring: bool,
     vnni: Vnni,
 ) {
+    assert!(!q.tap_pairs || vnni == Vnni::Zmm, "tap pairs are the zmm block's");
     match (q.quad, vnni) {
         (true, Vnni::None) => conv_row_avx2_g::<K, true, 0>(rows, cs, layer, q, cw, out, post, to_ring),
         (true, Vnni::Vex) => conv_row_avx2_g::<K, true, 1>(rows, cs, layer, q, cw, out, post, to_ring),
         (true, Vnni::Evex) => conv_row_avx2_g::<K, true, 2>(rows, cs, layer, q, cw, out, post, to_ring),
-        (true, Vnni::Zmm) => conv_row_vnni512::<K, true>(rows, cs, layer, q, cw, out, post, to_ring),
-        (false, Vnni::Zmm) => conv_row_vnni512::<K, false>(rows, cs, layer, q, cw, out, post, to_ring),
+        (true, Vnni::Zmm) => conv_row_vnni512::<K, QUADS>(rows, cs, layer, q, cw, out, post, to_ring),
+        (false, Vnni::Zmm) if q.tap_pairs => {
+            conv_row_vnni512::<K, TAP_PAIRS>(rows, cs, layer, q, cw, out, post, to_ring)
+        }
+        (false, Vnni::Zmm) => conv_row_vnni512::<K, PAIRS>(rows, cs, layer, q, cw, out, post, to_ring),
         (false, _) => conv_row_avx2_g::<K, false, 0>(rows, cs, layer, q, cw, out, post, to_ring),
     }
 }
@@ -689,6 +723,12 @@ unsafe fn finish_block<const V: usize>(
     }
 }
 
+/// The input layouts of [`conv_row_vnni512`]: quads of bytes, int16 channel pairs, int16 pixel
+/// pairs with tap-pair weights ([`LayerQuant::with_tap_pairs`]).
+const QUADS: u8 = 0;
+const PAIRS: u8 = 1;
+const TAP_PAIRS: u8 = 2;
+
 /// [`conv_row_avx2`]'s block on zmm with AVX512-VNNI: 64 pixels (4 zmm) × the 4 output
 /// channels of a quad, 16 int32 accumulators; per quad of input channels (`QUAD`) or int16 pair
 /// and tap, 4 loads, 4 weight broadcasts and 16 `vpdpbusd` (u8 × s8) or `vpdpwssd` (i16 × i16).
@@ -700,7 +740,7 @@ unsafe fn finish_block<const V: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn conv_row_vnni512<const K: usize, const QUAD: bool>(
+unsafe fn conv_row_vnni512<const K: usize, const INPUT: u8>(
     rows: &[&[f32]; 5],
     cs: usize,
     layer: &Layer,
@@ -712,7 +752,8 @@ unsafe fn conv_row_vnni512<const K: usize, const QUAD: bool>(
 ) {
     use std::arch::x86_64::*;
     let p = K / 2;
-    let groups = layer.cin.div_ceil(if QUAD { 4 } else { 2 });
+    let groups = layer.cin.div_ceil(if INPUT == QUADS { 4 } else { 2 });
+    assert_eq!(q.tap_pairs, INPUT == TAP_PAIRS);
     // With VNNI every ring between layers holds quads (`NativeSesr::lay_out_int8`).
     assert!(!to_ring || q.out_quad, "the zmm block writes quads");
     let out = out.as_mut_ptr();
@@ -723,12 +764,20 @@ unsafe fn conv_row_vnni512<const K: usize, const QUAD: bool>(
             for (j, a) in acc.iter_mut().enumerate() {
                 *a = [_mm512_set1_epi32(-q.corr[cb * 4 + j]); 4];
             }
-            let mut wp = q.w.as_ptr().add(cb * groups * K * K * 4);
+            let taps = if INPUT == TAP_PAIRS { K * K.div_ceil(2) } else { K * K };
+            let mut wp = q.w.as_ptr().add(cb * groups * taps * 4);
             for g in 0..groups {
                 for row in rows.iter().take(K) {
                     let base = (row.as_ptr() as *const i32).add(g * cs + PAD - p + xb);
+                    if INPUT == TAP_PAIRS {
+                        for dx in (0..K).step_by(2) {
+                            vnni512_step_pair(&mut acc, base.add(dx), wp);
+                            wp = wp.add(4);
+                        }
+                        continue;
+                    }
                     for dx in 0..K {
-                        if QUAD {
+                        if INPUT == QUADS {
                             vnni512_step_quad(&mut acc, base.add(dx), wp);
                         } else {
                             vnni512_step_pair(&mut acc, base.add(dx), wp);

@@ -343,7 +343,9 @@ impl NativeSesr {
             let (layer, a, r) = (&self.layers[l], &acts[l], &acts[1]);
             let (cout, cin, k, alpha) = (layer.cout, layer.cin, layer.k, layer.alpha.as_deref());
             let q = int8::LayerQuant::new(qc.clone(), cout, cin, k, a, out, r, alpha, quad(l), quad(l + 1));
-            self.layers[l].q = Some(q);
+            // The zmm block reads the one-channel input in pairs of pixels.
+            let tap_pairs = l == 0 && cin == 1 && self.vnni == int8::Vnni::Zmm;
+            self.layers[l].q = Some(if tap_pairs { q.with_tap_pairs(qc, k) } else { q });
         }
         self.pads = self.ring_pads();
     }
@@ -613,10 +615,21 @@ impl NativeSesr {
                 let row = &src.data[gy * src.stride + t.a..gy * src.stride + t.b];
                 let dst = &mut ws.rings[0].data[slot + PAD..slot + PAD + t.wt()];
                 let depth = src.depth;
-                if self.int8 {
+                let centred = |v: T| (2 * depth.value(v) as i32 - 255) as i16 as u16 as u32;
+                if self.layers[0].q.as_ref().is_some_and(|q| q.tap_pairs) {
+                    // Pixel pairs (x, x + 1) of 2Y − 255 from x = −1 (the padding is 0).
+                    let dst = &mut ws.rings[0].data[slot + PAD - 1..slot + PAD + t.wt()];
+                    let mut prev = 0;
+                    for (d, &v) in dst.iter_mut().zip(row) {
+                        let c = centred(v);
+                        *d = f32::from_bits(prev | c << 16);
+                        prev = c;
+                    }
+                    dst[t.wt()] = f32::from_bits(prev);
+                } else if self.int8 {
                     // The pair (2Y − 255, 0): x − ½ exactly, on the 1/510 grid (8-bit samples).
                     for (d, &v) in dst.iter_mut().zip(row) {
-                        *d = f32::from_bits((2 * depth.value(v) as i32 - 255) as i16 as u16 as u32);
+                        *d = f32::from_bits(centred(v));
                     }
                 } else if self.bf16 {
                     // The pair (x − 0.5, 0): the input conv has one channel.
