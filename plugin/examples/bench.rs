@@ -3,8 +3,8 @@
 //! its default (native) backend and with `backend=libtorch`, the model alone on the same Y plane
 //! (native kernel in fp32 and bf16; libtorch whole-frame forward), GStreamer's bicubic (`videoscale
 //! method=catrom`) at the same sizes, achieved GFLOP/s against this machine's sgemm measured in
-//! the same run, and the peak resident memory of the element's native run (each row in its own
-//! process, the element first).
+//! the same run, the peak resident memory of the element's native run (each row in its own
+//! process, the element first), and the element with `precision=int8` (the integer kernel).
 //!
 //! `cargo run --release -p gst-plugin-sesr --example bench -- [--frames N] [--models m3,m5,other.pt]
 //!  [--sizes 640x360,960x540,1280x720,1920x1080] [--threads N]`
@@ -161,6 +161,7 @@ fn row(model: &str, w: usize, h: usize, frames: usize, threads: usize) {
     let path = model_path(model);
     let el = pipeline_fps(&format!("sesrupscale model-location={path} num-threads={threads}"), w, h, frames);
     let rss = peak_rss_mib();
+    let el_int8 = pipeline_fps(&format!("sesrupscale model-location={path} num-threads={threads} precision=int8"), w, h, frames);
     let el_torch = pipeline_fps(&format!("sesrupscale model-location={path} backend=libtorch"), w, h, frames);
     let native = native_fps(model, w, h, frames, threads, sesr::model::Precision::Fp32);
     let native_bf16 = native_fps(model, w, h, frames, threads, sesr::model::Precision::Bf16);
@@ -171,7 +172,7 @@ fn row(model: &str, w: usize, h: usize, frames: usize, threads: usize) {
         h,
         frames.max(10),
     );
-    println!("ROW {el} {native} {el_torch} {alone} {catrom} {rss} {native_bf16}");
+    println!("ROW {el} {native} {el_torch} {alone} {catrom} {rss} {native_bf16} {el_int8}");
 }
 
 fn main() {
@@ -198,9 +199,9 @@ fn main() {
     println!(
         "| model | input | element fps | native alone fps | element/native | native GFLOP/s | % of sgemm | \
          element libtorch fps | libtorch alone fps | libtorch GFLOP/s | element/libtorch element | catrom fps | \
-         peak RSS MiB | native bf16 alone fps |"
+         peak RSS MiB | native bf16 alone fps | element int8 fps | element int8 / element |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for m in models.split(',') {
         for s in sizes.split(',') {
             let (w, h) = s.split_once('x').unwrap();
@@ -217,17 +218,18 @@ fn main() {
                 .find(|l| l.starts_with("ROW "))
                 .unwrap_or_else(|| panic!("row failed: {text} {}", String::from_utf8_lossy(&out.stderr)));
             let v: Vec<f64> = line[4..].split_whitespace().map(|x| x.parse().unwrap()).collect();
-            let (el, native, el_torch, alone, catrom, rss, bf16) = (v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+            let (el, native, el_torch, alone, catrom, rss, bf16, int8) = (v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
             let gflop = 2.0 * macs_per_px(m) * (w * h) as f64 / 1e9;
             println!(
                 "| {} | {w}x{h} | {el:.2} | {native:.2} | {:.2} | {:.1} | {:.0}% | {el_torch:.2} | {alone:.2} | \
-                 {:.1} | {:.2} | {catrom:.1} | {rss:.0} | {bf16:.2} |",
+                 {:.1} | {:.2} | {catrom:.1} | {rss:.0} | {bf16:.2} | {int8:.2} | {:.2} |",
                 std::path::Path::new(m).file_stem().unwrap().to_string_lossy(),
                 el / native,
                 gflop * native,
                 100.0 * gflop * native / sgemm,
                 gflop * alone,
                 el / el_torch,
+                int8 / el,
             );
         }
     }

@@ -18,12 +18,18 @@
 //! adds them in pairs into int16 (`2 · 255 · 63 < 2¹⁵`: never saturates with 7-bit weights),
 //! `vpmaddwd` by ones adds the pairs into int32: 32 multiply-accumulates in 3 instructions, where
 //! float32 FMA does 8 in one. (`vpdpbusd` of AVX-VNNI does all three in one.) The input conv
-//! reads the exact `2Y − 255` as int16 in a pair word `(2Y − 255, 0)` with `vpmaddwd`.
+//! reads the exact `2Y − 255` as int16 in a pair word `(2Y − 255, 0)` with `vpmaddwd`. The
+//! output conv (8-bit weights) reads int16 pairs `q − z` without VNNI; with VNNI it reads quads
+//! like the blocks (`vpdpbusd` does not saturate), and the zmm block reads the input conv's one
+//! channel in pairs of neighbouring pixels against pairs of horizontal taps
+//! ([`LayerQuant::with_tap_pairs`]). Every layout gives the same integer sums
+//! (`NativeSesr::lay_out_int8` picks them for the block that runs).
 //!
 //! Blocks: scalar (the reference, and the portable variant), AVX2 (ymm, 16 pixels × 4 output
 //! channels), the same with AVX-VNNI or AVX512-VNNI on ymm, and in the AVX-512 variant
-//! AVX512-VNNI on zmm (64 pixels × 4 channels). All compute the same integers and end through
-//! the same float steps (`finish`, vectorised in `finish_block`), so they agree bit for bit
+//! AVX512-VNNI on zmm (64 pixels × 4 channels, its inner step in assembly, its end of block
+//! in zmm). All compute the same integers and end through the same float steps (`finish`,
+//! vectorised in `finish_block` and `finish_block512`), so they agree bit for bit
 //! (`tests/native_reference.rs`). [`crate::qat`] models this arithmetic for training.
 
 use super::{Layer, Post, PAD};
