@@ -161,7 +161,8 @@ fn row(model: &str, w: usize, h: usize, frames: usize, threads: usize) {
     let path = model_path(model);
     let el = pipeline_fps(&format!("sesrupscale model-location={path} num-threads={threads}"), w, h, frames);
     let rss = peak_rss_mib();
-    let el_int8 = pipeline_fps(&format!("sesrupscale model-location={path} num-threads={threads} precision=int8"), w, h, frames);
+    let el_int8 =
+        pipeline_fps(&format!("sesrupscale model-location={path} num-threads={threads} precision=int8"), w, h, frames);
     let el_torch = pipeline_fps(&format!("sesrupscale model-location={path} backend=libtorch"), w, h, frames);
     let native = native_fps(model, w, h, frames, threads, sesr::model::Precision::Fp32);
     let native_bf16 = native_fps(model, w, h, frames, threads, sesr::model::Precision::Bf16);
@@ -218,7 +219,8 @@ fn main() {
                 .find(|l| l.starts_with("ROW "))
                 .unwrap_or_else(|| panic!("row failed: {text} {}", String::from_utf8_lossy(&out.stderr)));
             let v: Vec<f64> = line[4..].split_whitespace().map(|x| x.parse().unwrap()).collect();
-            let (el, native, el_torch, alone, catrom, rss, bf16, int8) = (v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+            let (el, native, el_torch, alone, catrom, rss, bf16, int8) =
+                (v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
             let gflop = 2.0 * macs_per_px(m) * (w * h) as f64 / 1e9;
             println!(
                 "| {} | {w}x{h} | {el:.2} | {native:.2} | {:.2} | {:.1} | {:.0}% | {el_torch:.2} | {alone:.2} | \
