@@ -253,6 +253,46 @@ pub fn resize_rows<T: Sample>(
     depth: Depth,
     tmp: &mut Vec<f32>,
 ) {
+    // The same code compiled with AVX2 where the CPU has it: the passes vectorise wider and
+    // `round` becomes an instruction instead of a call per sample (the same values: no
+    // contraction into FMA, and `round`'s expansion is exact).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn with_avx2<T: Sample>(
+        src: &[T],
+        sl: U8Layout,
+        dst: &mut [T],
+        dl: U8Layout,
+        h: &Contributions,
+        v: &Contributions,
+        rows: std::ops::Range<usize>,
+        depth: Depth,
+        tmp: &mut Vec<f32>,
+    ) {
+        resize_rows_body(src, sl, dst, dl, h, v, rows, depth, tmp)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { with_avx2(src, sl, dst, dl, h, v, rows, depth, tmp) };
+    }
+    resize_rows_body(src, sl, dst, dl, h, v, rows, depth, tmp)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn resize_rows_body<T: Sample>(
+    src: &[T],
+    sl: U8Layout,
+    dst: &mut [T],
+    dl: U8Layout,
+    h: &Contributions,
+    v: &Contributions,
+    rows: std::ops::Range<usize>,
+    depth: Depth,
+    tmp: &mut Vec<f32>,
+) {
     let (in_w, in_h, out_w) = (h.in_len, v.in_len, h.out_len);
     if rows.is_empty() || out_w == 0 || in_w == 0 {
         return;
@@ -270,11 +310,15 @@ pub fn resize_rows<T: Sample>(
     tmp.clear();
     tmp.resize(out_w * (y1 - y0) + out_w, 0.0);
     let (hrows, acc) = tmp.split_at_mut(out_w * (y1 - y0));
+    assert!(h.index.iter().all(|&i| (i as usize) < in_w), "horizontal taps out of range");
     for y in y0..y1 {
         let src_row = &src[y * sl.stride + sl.offset..];
         let out_row = &mut hrows[(y - y0) * out_w..(y - y0 + 1) * out_w];
         for ((o, w), i) in out_row.iter_mut().zip(h.weight.chunks_exact(h.taps)).zip(h.index.chunks_exact(h.taps)) {
-            *o = w.iter().zip(i).map(|(&w, &i)| w * depth.value(src_row[i as usize * sl.step]) as f32).sum();
+            // SAFETY: every tap is below `in_w` (checked above) and the source row holds
+            // `in_w` samples `sl.step` apart (checked at the top).
+            let at = |i: u32| unsafe { *src_row.get_unchecked(i as usize * sl.step) };
+            *o = w.iter().zip(i).map(|(&w, &i)| w * depth.value(at(i)) as f32).sum();
         }
     }
     for (r, j) in rows.enumerate() {
@@ -286,8 +330,14 @@ pub fn resize_rows<T: Sample>(
             }
         }
         let out_row = &mut dst[r * dl.stride + dl.offset..];
+        let top = depth.max() as f32;
         for (o, &a) in out_row.iter_mut().step_by(dl.step).zip(acc.iter()) {
-            *o = depth.from_level(a);
+            // `depth.from_level(a)` without its saturating cast (which does not vectorise):
+            // `max`/`min` send NaN to 0 as that cast does, then the level is in `0..=max`.
+            #[allow(clippy::manual_clamp)] // `clamp` keeps NaN
+            let level = a.max(0.0).min(top).round();
+            // SAFETY: `level` is finite and in `0..=max`.
+            *o = T::from_raw(unsafe { level.to_int_unchecked::<u32>() } << depth.shift);
         }
     }
 }
