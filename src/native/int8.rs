@@ -22,7 +22,7 @@
 //! output conv (8-bit weights) reads int16 pairs `q − z` without VNNI; with VNNI it reads quads
 //! like the blocks (`vpdpbusd` does not saturate), and the zmm block reads the input conv's one
 //! channel in pairs of neighbouring pixels against pairs of horizontal taps
-//! ([`LayerQuant::with_tap_pairs`]). Every layout gives the same integer sums
+//! (`LayerQuant::with_tap_pairs`). Every layout gives the same integer sums
 //! (`NativeSesr::lay_out_int8` picks them for the block that runs).
 //!
 //! Blocks: scalar (the reference, and the portable variant), AVX2 (ymm, 16 pixels × 4 output

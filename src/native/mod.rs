@@ -300,7 +300,8 @@ impl NativeSesr {
 
     /// The network in integers (see [`int8`]): `acts[l][c]` quantises channel `c` of the input
     /// of layer `l` (`acts[0]` is ignored: the network input is exactly `(2Y − 255)/510`).
-    /// AVX-512 CPUs run the AVX2 integer block.
+    /// The block is the best this CPU has for `isa` ([`int8::Vnni::detect_for`]); the layouts
+    /// follow it (`lay_out_int8`).
     pub fn with_int8(weights: &CollapsedWeights, acts: &[Vec<int8::ActQuant>], isa: Isa) -> Result<Self, String> {
         let mut net = Self::with_options(weights, Precision::Fp32, isa)?;
         let n = net.layers.len();
