@@ -253,31 +253,12 @@ pub fn resize_rows<T: Sample>(
     depth: Depth,
     tmp: &mut Vec<f32>,
 ) {
-    // The same code compiled with AVX2 where the CPU has it: the passes vectorise wider and
-    // `round` becomes an instruction instead of a call per sample (the same values: no
-    // contraction into FMA, and `round`'s expansion is exact).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn with_avx2<T: Sample>(
-        src: &[T],
-        sl: U8Layout,
-        dst: &mut [T],
-        dl: U8Layout,
-        h: &Contributions,
-        v: &Contributions,
-        rows: std::ops::Range<usize>,
-        depth: Depth,
-        tmp: &mut Vec<f32>,
-    ) {
-        resize_rows_body(src, sl, dst, dl, h, v, rows, depth, tmp)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { with_avx2(src, sl, dst, dl, h, v, rows, depth, tmp) };
-    }
-    resize_rows_body(src, sl, dst, dl, h, v, rows, depth, tmp)
+    // Compiled with AVX2 where the CPU has it: the passes vectorise wider and `round` becomes
+    // an instruction instead of a call per sample (the same values).
+    crate::with_avx2(
+        #[inline(always)]
+        || resize_rows_body(src, sl, dst, dl, h, v, rows, depth, tmp),
+    )
 }
 
 #[inline(always)]
@@ -330,14 +311,8 @@ fn resize_rows_body<T: Sample>(
             }
         }
         let out_row = &mut dst[r * dl.stride + dl.offset..];
-        let top = depth.max() as f32;
         for (o, &a) in out_row.iter_mut().step_by(dl.step).zip(acc.iter()) {
-            // `depth.from_level(a)` without its saturating cast (which does not vectorise):
-            // `max`/`min` send NaN to 0 as that cast does, then the level is in `0..=max`.
-            #[allow(clippy::manual_clamp)] // `clamp` keeps NaN
-            let level = a.max(0.0).min(top).round();
-            // SAFETY: `level` is finite and in `0..=max`.
-            *o = T::from_raw(unsafe { level.to_int_unchecked::<u32>() } << depth.shift);
+            *o = depth.from_level(a);
         }
     }
 }

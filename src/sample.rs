@@ -72,10 +72,16 @@ impl Depth {
         self.from_level(v.clamp(0.0, 1.0) * self.max() as f32)
     }
 
-    /// The sample of a level in `0..=max` (rounded, clamped).
+    /// The sample of a level in `0..=max` (rounded, clamped; NaN gives 0).
     #[inline(always)]
     pub fn from_level<T: Sample>(self, level: f32) -> T {
-        T::from_raw((level.round().clamp(0.0, self.max() as f32) as u32) << self.shift)
+        // Clamped before rounding, and without a saturating cast, so that loops of it vectorise
+        // (a saturating cast does not): `max`/`min` send NaN to 0 as that cast did, and
+        // rounding a value in `0..=max` stays there.
+        #[allow(clippy::manual_clamp)] // `clamp` keeps NaN
+        let level = level.max(0.0).min(self.max() as f32).round();
+        // SAFETY: `level` is finite and in `0..=max`.
+        T::from_raw(unsafe { level.to_int_unchecked::<u32>() } << self.shift)
     }
 }
 

@@ -596,9 +596,9 @@ impl NativeSesr {
                     &out[c..c + n]
                 };
                 if s == 2 {
-                    out_row(self.isa, drow, [orow(0), orow(1)], srow, src.depth);
+                    out_row(drow, [orow(0), orow(1)], srow, src.depth);
                 } else {
-                    out_row(self.isa, drow, [orow(0), orow(1), orow(2), orow(3)], srow, src.depth);
+                    out_row(drow, [orow(0), orow(1), orow(2), orow(3)], srow, src.depth);
                 }
             }
         }
@@ -730,50 +730,33 @@ impl NativeSesr {
 
 /// One destination row from the output conv's `S` rows of sub-pixels `dx`: residual + x, clamp,
 /// rounding to the sample depth and the pixel shuffle,
-/// `drow[x·S + dx] = from_unit(orows[dx][x] + to_unit(srow[x]))`. The x86 variants compile it with AVX2, where it vectorises (`round`
-/// then expands to exact vector instructions instead of a call per sample).
-fn out_row<T: Sample, const S: usize>(isa: Isa, drow: &mut [T], orows: [&[f32]; S], srow: &[T], depth: Depth) {
-    #[inline(always)]
-    fn body<T: Sample, const S: usize>(drow: &mut [T], orows: [&[f32]; S], srow: &[T], depth: Depth) {
-        // In chunks of 64 pixels: contiguous loops (they vectorise), then the shuffle.
-        const C: usize = 64;
-        let top = depth.max() as f32;
-        for (c, (dchunk, schunk)) in drow.chunks_mut(C * S).zip(srow.chunks(C)).enumerate() {
-            let m = schunk.len();
-            let mut xs = [0f32; C];
-            for (a, &v) in xs.iter_mut().zip(schunk) {
-                *a = depth.to_unit(v);
-            }
-            let mut levels = [[0u32; C]; S];
-            for (lv, orow) in levels.iter_mut().zip(orows) {
-                for ((l, &o), &x) in lv.iter_mut().zip(&orow[c * C..c * C + m]).zip(&xs) {
-                    // `depth.from_unit`, in a form that vectorises: `max`/`min` send NaN to 0
-                    // as its saturating cast does, and the level is then in `0..=max`.
-                    #[allow(clippy::manual_clamp)] // `clamp` keeps NaN
-                    let level = ((o + x).max(0.0).min(1.0) * top).round();
-                    // SAFETY: `level` is finite and in `0..=max`.
-                    *l = unsafe { level.to_int_unchecked::<u32>() } << depth.shift;
+/// `drow[x·S + dx] = from_unit(orows[dx][x] + to_unit(srow[x]))`. In chunks of 64 pixels:
+/// contiguous loops, which vectorise (compiled with AVX2 where the CPU has it), then the shuffle.
+fn out_row<T: Sample, const S: usize>(drow: &mut [T], orows: [&[f32]; S], srow: &[T], depth: Depth) {
+    const C: usize = 64;
+    crate::with_avx2(
+        #[inline(always)]
+        || {
+            for (c, (dchunk, schunk)) in drow.chunks_mut(C * S).zip(srow.chunks(C)).enumerate() {
+                let m = schunk.len();
+                let mut xs = [0f32; C];
+                for (a, &v) in xs.iter_mut().zip(schunk) {
+                    *a = depth.to_unit(v);
+                }
+                let mut samples = [[T::default(); C]; S];
+                for (row, orow) in samples.iter_mut().zip(orows) {
+                    for ((d, &o), &x) in row.iter_mut().zip(&orow[c * C..c * C + m]).zip(&xs) {
+                        *d = depth.from_unit(o + x);
+                    }
+                }
+                for (i, d) in dchunk.chunks_exact_mut(S).enumerate() {
+                    for (dx, d) in d.iter_mut().enumerate() {
+                        *d = samples[dx][i];
+                    }
                 }
             }
-            for (i, d) in dchunk.chunks_exact_mut(S).enumerate() {
-                for (dx, d) in d.iter_mut().enumerate() {
-                    *d = T::from_raw(levels[dx][i]);
-                }
-            }
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn body_avx2<T: Sample, const S: usize>(drow: &mut [T], orows: [&[f32]; S], srow: &[T], depth: Depth) {
-        body(drow, orows, srow, depth)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if isa != Isa::Portable {
-        // SAFETY: the AVX2 and AVX-512 variants run only where the CPU has AVX2 and FMA.
-        return unsafe { body_avx2(drow, orows, srow, depth) };
-    }
-    let _ = isa;
-    body(drow, orows, srow, depth)
+        },
+    )
 }
 
 /// `[lo, hi)` of part `i` of `n` near-equal parts of `len`.
