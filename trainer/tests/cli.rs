@@ -249,6 +249,19 @@ fn clear_errors_for_bad_input() {
     let o = trainer(&["train", "--data", d.to_str().unwrap(), "--device", "cuda:7"]);
     assert!(!o.status.success() && text(&o).contains("cuda"), "{}", text(&o));
     assert!(!text(&o).contains("panicked"));
+    // Options that only mean something with another are refused before any work, naming it.
+    for (flag, needs) in [
+        (&["--teacher-self-ensemble"][..], "--teacher"),
+        (&["--distill-weight", "0.5"][..], "--teacher"),
+        (&["--ema-restart"][..], "--resume"),
+    ] {
+        let mut args = vec!["train", "--data", d.to_str().unwrap(), "--out", "/nonexistent/run"];
+        args.extend_from_slice(flag);
+        let o = trainer(&args);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{flag:?}: {t}");
+        assert!(t.contains(needs) && t.contains("required"), "{flag:?}: {t}");
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }
 
