@@ -257,64 +257,52 @@ pub fn resize_rows<T: Sample>(
     // an instruction instead of a call per sample (the same values).
     crate::with_avx2(
         #[inline(always)]
-        || resize_rows_body(src, sl, dst, dl, h, v, rows, depth, tmp),
-    )
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn resize_rows_body<T: Sample>(
-    src: &[T],
-    sl: U8Layout,
-    dst: &mut [T],
-    dl: U8Layout,
-    h: &Contributions,
-    v: &Contributions,
-    rows: std::ops::Range<usize>,
-    depth: Depth,
-    tmp: &mut Vec<f32>,
-) {
-    let (in_w, in_h, out_w) = (h.in_len, v.in_len, h.out_len);
-    if rows.is_empty() || out_w == 0 || in_w == 0 {
-        return;
-    }
-    assert!(rows.end <= v.out_len, "output rows out of range");
-    assert!(src.len() > (in_h - 1) * sl.stride + sl.offset + (in_w - 1) * sl.step, "source plane too small");
-    let n = rows.len();
-    assert!(dst.len() > (n - 1) * dl.stride + dl.offset + (out_w - 1) * dl.step, "destination plane too small");
-    // The input rows these output rows read.
-    let taps = |j: usize| &v.index[j * v.taps..(j + 1) * v.taps];
-    let y0 = rows.clone().flat_map(taps).copied().min().unwrap_or(0) as usize;
-    let y1 = rows.clone().flat_map(taps).copied().max().unwrap_or(0) as usize + 1;
-    // Horizontal pass first, over the input rows (the gathering pass, on the fewer rows when
-    // upscaling), then the vertical pass, which runs along contiguous rows and vectorises.
-    tmp.clear();
-    tmp.resize(out_w * (y1 - y0) + out_w, 0.0);
-    let (hrows, acc) = tmp.split_at_mut(out_w * (y1 - y0));
-    assert!(h.index.iter().all(|&i| (i as usize) < in_w), "horizontal taps out of range");
-    for y in y0..y1 {
-        let src_row = &src[y * sl.stride + sl.offset..];
-        let out_row = &mut hrows[(y - y0) * out_w..(y - y0 + 1) * out_w];
-        for ((o, w), i) in out_row.iter_mut().zip(h.weight.chunks_exact(h.taps)).zip(h.index.chunks_exact(h.taps)) {
-            // SAFETY: every tap is below `in_w` (checked above) and the source row holds
-            // `in_w` samples `sl.step` apart (checked at the top).
-            let at = |i: u32| unsafe { *src_row.get_unchecked(i as usize * sl.step) };
-            *o = w.iter().zip(i).map(|(&w, &i)| w * depth.value(at(i)) as f32).sum();
-        }
-    }
-    for (r, j) in rows.enumerate() {
-        acc.fill(0.0);
-        for (&w, &y) in v.weight[j * v.taps..(j + 1) * v.taps].iter().zip(taps(j)) {
-            let row = &hrows[(y as usize - y0) * out_w..][..out_w];
-            for (a, &x) in acc.iter_mut().zip(row) {
-                *a += w * x;
+        || {
+            let (in_w, in_h, out_w) = (h.in_len, v.in_len, h.out_len);
+            if rows.is_empty() || out_w == 0 || in_w == 0 {
+                return;
             }
-        }
-        let out_row = &mut dst[r * dl.stride + dl.offset..];
-        for (o, &a) in out_row.iter_mut().step_by(dl.step).zip(acc.iter()) {
-            *o = depth.from_level(a);
-        }
-    }
+            assert!(rows.end <= v.out_len, "output rows out of range");
+            assert!(src.len() > (in_h - 1) * sl.stride + sl.offset + (in_w - 1) * sl.step, "source plane too small");
+            let n = rows.len();
+            assert!(dst.len() > (n - 1) * dl.stride + dl.offset + (out_w - 1) * dl.step, "destination plane too small");
+            // The input rows these output rows read.
+            let taps = |j: usize| &v.index[j * v.taps..(j + 1) * v.taps];
+            let y0 = rows.clone().flat_map(taps).copied().min().unwrap_or(0) as usize;
+            let y1 = rows.clone().flat_map(taps).copied().max().unwrap_or(0) as usize + 1;
+            // Horizontal pass first, over the input rows (the gathering pass, on the fewer rows when
+            // upscaling), then the vertical pass, which runs along contiguous rows and vectorises.
+            tmp.clear();
+            tmp.resize(out_w * (y1 - y0) + out_w, 0.0);
+            let (hrows, acc) = tmp.split_at_mut(out_w * (y1 - y0));
+            assert!(h.index.iter().all(|&i| (i as usize) < in_w), "horizontal taps out of range");
+            for y in y0..y1 {
+                let src_row = &src[y * sl.stride + sl.offset..];
+                let out_row = &mut hrows[(y - y0) * out_w..(y - y0 + 1) * out_w];
+                for ((o, w), i) in
+                    out_row.iter_mut().zip(h.weight.chunks_exact(h.taps)).zip(h.index.chunks_exact(h.taps))
+                {
+                    // SAFETY: every tap is below `in_w` (checked above) and the source row holds
+                    // `in_w` samples `sl.step` apart (checked at the top).
+                    let at = |i: u32| unsafe { *src_row.get_unchecked(i as usize * sl.step) };
+                    *o = w.iter().zip(i).map(|(&w, &i)| w * depth.value(at(i)) as f32).sum();
+                }
+            }
+            for (r, j) in rows.enumerate() {
+                acc.fill(0.0);
+                for (&w, &y) in v.weight[j * v.taps..(j + 1) * v.taps].iter().zip(taps(j)) {
+                    let row = &hrows[(y as usize - y0) * out_w..][..out_w];
+                    for (a, &x) in acc.iter_mut().zip(row) {
+                        *a += w * x;
+                    }
+                }
+                let out_row = &mut dst[r * dl.stride + dl.offset..];
+                for (o, &a) in out_row.iter_mut().step_by(dl.step).zip(acc.iter()) {
+                    *o = depth.from_level(a);
+                }
+            }
+        },
+    )
 }
 
 #[cfg(test)]
