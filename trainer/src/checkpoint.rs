@@ -36,6 +36,10 @@ pub struct TrainState {
     /// Decay of the weight average kept beside the weights (`ema.safetensors`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema: Option<f64>,
+    /// The validation folders `best_psnr` was scored on (canonical paths; empty in runs from
+    /// before it was kept): a resume on other folders scores `best/` again before comparing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub val_data: Vec<String>,
 }
 
 /// The folder's name and parent, for its siblings.
@@ -194,6 +198,11 @@ pub fn read_config(dir: &Path) -> Result<SesrConfig> {
     read().map_err(|e| unusable(dir, e))
 }
 
+/// How [`TrainState::val_data`] names validation folders: canonical paths where they resolve.
+pub fn val_ids(dirs: &[PathBuf]) -> Vec<String> {
+    dirs.iter().map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()).display().to_string()).collect()
+}
+
 pub fn read_state(dir: &Path) -> Result<TrainState> {
     let p = dir.join("state.json");
     let read = || -> Result<TrainState> {
@@ -346,6 +355,7 @@ mod tests {
             train_data: vec![],
             train_images: 1,
             ema: None,
+            val_data: Vec::new(),
         }
     }
 

@@ -181,6 +181,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
             train_data: args.common.data.iter().map(|d| d.display().to_string()).collect(),
             train_images: images.len(),
             ema: None,
+            val_data: checkpoint::val_ids(&args.val),
         };
         checkpoint::save(&dir, &cfg, &vs, &opt, &st, None)?;
         crate::checkpoint::save_masks(&masks, &dir.join("mask.safetensors"))?;

@@ -47,6 +47,7 @@ pub fn run(args: ShrinkArgs) -> Result<()> {
         train_data: old.as_ref().map(|s| s.train_data.clone()).unwrap_or_default(),
         train_images: old.as_ref().map(|s| s.train_images).unwrap_or(0),
         ema: None,
+        val_data: Vec::new(),
     };
     let opt = AmsGrad::new(&out_vs, 5e-4, 1e-7);
     checkpoint::save(&args.out.join("last"), &narrow.cfg, &out_vs, &opt, &state, None)?;

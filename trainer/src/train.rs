@@ -197,6 +197,42 @@ fn qat_grids(
     Ok(cal)
 }
 
+/// `best_psnr` ranks epochs scored on one set of validation folders. A run resumed on other
+/// folders (another copy of the sets, as a GPU session's luma-packed ones, whose 8-bit luma
+/// reads a few hundredths of a dB lower; other sets; or a run from before the folders were
+/// kept) scores its `best/` on the new folders first, so that a later epoch is compared with
+/// it on equal terms and `best/` is replaced only by a better model.
+fn rescore_best(
+    run_dir: &std::path::Path,
+    cfg: sesr::SesrConfig,
+    device: tch::Device,
+    val_sets: &[crate::eval::EvalSet],
+    acts: Option<&Int8Calibration>,
+    state: &mut TrainState,
+) -> Result<()> {
+    let best = run_dir.join("best");
+    let mut vs = VarStore::new(device);
+    let model = ExpandedSesr::new(&vs.root(), cfg);
+    if let Err(e) = checkpoint::load_weights(&best, &mut vs) {
+        warn(format!("{e:#}; the next epoch scored becomes best/"));
+        state.best_psnr = None;
+        return Ok(());
+    }
+    let scores = match acts {
+        Some(c) => validate_int8(&model, &c.activations, val_sets)?,
+        None => validate(&model, None, val_sets, device)?,
+    };
+    let psnr = mean_psnr(&scores);
+    eprintln!(
+        "best/ (epoch {}) scored on these validation folders: {psnr:.3} dB (was {:.3} on {})",
+        state.best_epoch,
+        state.best_psnr.unwrap_or(f64::NAN),
+        if state.val_data.is_empty() { "folders not recorded".to_string() } else { state.val_data.join(", ") }
+    );
+    state.best_psnr = Some(psnr);
+    Ok(())
+}
+
 pub fn run(args: TrainArgs) -> Result<()> {
     set_threads(args.common.threads);
     let device = sesr::tensor::parse_device(&args.common.device)?;
@@ -287,6 +323,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         train_data: args.common.data.iter().map(|d| d.display().to_string()).collect(),
         train_images: images.len(),
         ema: None,
+        val_data: checkpoint::val_ids(&args.val),
     };
     if let Some(init) = &args.init {
         let d = checkpoint::resolve_best(init);
@@ -328,6 +365,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
     state.ema = ema.as_ref().map(|e| e.decay);
 
     let acts = if qat { Some(qat_grids(&args, &model, &qat_file, &val_sets)?) } else { None };
+    if !val_sets.is_empty() {
+        let ids = checkpoint::val_ids(&args.val);
+        if resume_dir.is_some() && state.best_psnr.is_some() && state.val_data != ids {
+            rescore_best(&run_dir, cfg, device, &val_sets, acts.as_ref(), &mut state)?;
+        }
+        state.val_data = ids;
+    }
 
     let stop = ctrl_c_flag();
     let metrics_path = run_dir.join("metrics.csv");

@@ -733,3 +733,57 @@ fn weight_average_resumes_exactly_and_checkpoints_average() {
     assert!(!o.status.success() && text(&o).contains("only checkpoints of one model"), "{}", text(&o));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `best_psnr` ranks epochs on one set of validation folders: a resume on other folders scores
+/// `best/` on them first (the kept score is then what `eval` gives `best/` there), and a resume
+/// on the same folders does not score it again.
+#[test]
+fn resume_on_other_validation_folders_scores_best_again() {
+    let d = tmp("rescore");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    make_data(&data);
+    let other = d.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/images");
+    let coffee = image::open(assets.join("coffee.png")).unwrap().to_rgb8();
+    image::imageops::crop_imm(&coffee, 200, 150, 64, 48).to_image().save(other.join("cup.png")).unwrap();
+    let run = d.join("run");
+    let (data_s, other_s, run_s) = (data.to_str().unwrap(), other.to_str().unwrap(), run.to_str().unwrap());
+    let state = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("last/state.json")).unwrap()).unwrap()
+    };
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap().display().to_string();
+
+    let mut args = vec!["train", "--data", data_s, "--val", data_s, "--out", run_s, "--epochs", "1"];
+    args.extend(SMALL);
+    let o = trainer(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(state()["val_data"], serde_json::json!([canonical(&data)]));
+    let first = state()["best_psnr"].as_f64().unwrap();
+
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--val", other_s, "--resume", run_s, "--epochs", "2"]));
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("best/ (epoch 1) scored on these validation folders"), "{t}");
+    let s = state();
+    assert_eq!(s["val_data"], serde_json::json!([canonical(&other)]));
+    let kept = s["best_psnr"].as_f64().unwrap();
+    let o = trainer(&["eval", other_s, "--model", run.join("best").to_str().unwrap(), "--json", "--device", "cpu"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let there = j["sets"][0]["psnr_y"].as_f64().unwrap();
+    assert!((kept - there).abs() < 1e-4, "kept best {kept} vs best/ scored on the other folder {there}");
+    assert!((kept - first).abs() > 0.01, "the two folders score differently: {first} vs {kept}");
+
+    // The same folders again (named another way): nothing to score again.
+    let other_alias = format!("{}/../other", data_s);
+    let o =
+        trainer(&with_recipe(&["train", "--data", data_s, "--val", &other_alias, "--resume", run_s, "--epochs", "3"]));
+    assert!(o.status.success() && !text(&o).contains("scored on these"), "{}", text(&o));
+    // A resume without validation keeps the folders the best score belongs to.
+    let o = trainer(&with_recipe(&["train", "--data", data_s, "--resume", run_s, "--epochs", "4"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(state()["val_data"], serde_json::json!([canonical(&other)]));
+    let _ = std::fs::remove_dir_all(&d);
+}
