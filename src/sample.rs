@@ -66,10 +66,11 @@ impl Depth {
         self.value(s) as f32 * (1.0 / self.max() as f32)
     }
 
-    /// The sample of `v` in [0, 1] (clamped), rounded to the depth.
+    /// The sample of `v` in [0, 1] (clamped), rounded to the depth. [`Depth::from_level`]
+    /// clamps the level, which clamps `v` (NaN gives 0).
     #[inline(always)]
     pub fn from_unit<T: Sample>(self, v: f32) -> T {
-        self.from_level(v.clamp(0.0, 1.0) * self.max() as f32)
+        self.from_level(v * self.max() as f32)
     }
 
     /// The sample of a level in `0..=max` (rounded, clamped; NaN gives 0).
@@ -104,6 +105,10 @@ mod tests {
         assert_eq!(Depth::LSB10.value(0xFC01u16), 1);
         assert_eq!(Depth::LSB10.from_level::<u16>(5000.0), 1023);
         assert_eq!(Depth::U8.from_unit::<u8>(-1.0), 0);
+        for (v, want) in [(1.5f32, 1023u16), (f32::INFINITY, 1023), (f32::NEG_INFINITY, 0), (f32::NAN, 0)] {
+            assert_eq!(Depth::LSB10.from_unit::<u16>(v), want, "{v}");
+            assert_eq!(Depth::P010.from_unit::<u16>(v), want << 6, "{v}");
+        }
         // The 8-bit arithmetic is the kernel's: x/255 in, round(v·255) out.
         for v in 0..=255u8 {
             assert_eq!(Depth::U8.to_unit(v), v as f32 * (1.0 / 255.0));

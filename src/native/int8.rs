@@ -211,7 +211,9 @@ pub(super) struct LayerQuant {
     /// The padding words of this layer's input ring, per quad (quads only).
     pub pad: Vec<u32>,
     /// Whether `|y · out_inv|` stays under the quantisation's bound (±10⁹) for any input, so
-    /// that a block may skip that clamp ([`LayerQuant::new`] bounds it from the weights).
+    /// that a block may skip that clamp ([`LayerQuant::new`] bounds it from the weights; only
+    /// the x86 VNNI blocks have that clamp).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub in_range: bool,
 }
 
@@ -731,8 +733,11 @@ unsafe fn finish_block<const V: usize>(
 
 /// The input layouts of [`conv_row_vnni512`]: quads of bytes, int16 channel pairs, int16 pixel
 /// pairs with tap-pair weights ([`LayerQuant::with_tap_pairs`]).
+#[cfg(target_arch = "x86_64")]
 const QUADS: u8 = 0;
+#[cfg(target_arch = "x86_64")]
 const PAIRS: u8 = 1;
+#[cfg(target_arch = "x86_64")]
 const TAP_PAIRS: u8 = 2;
 
 /// [`conv_row_avx2`]'s block on zmm with AVX512-VNNI: 64 pixels (4 zmm) × the 4 output
