@@ -29,7 +29,8 @@ pub fn cubic(x: f64) -> f64 {
 }
 
 /// Weights and source indices of a 1-D resampling: output sample `j` is
-/// `Σ_t weight[j·taps + t] · src[index[j·taps + t]]`.
+/// `Σ_t weight[j·taps + t] · src[index[j·taps + t]]`. Read-only once built: the table's
+/// [`Periodic`] part is found when it is made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contributions {
     pub in_len: usize,
@@ -37,6 +38,55 @@ pub struct Contributions {
     pub taps: usize,
     pub index: Vec<u32>,
     pub weight: Vec<f32>,
+    periodic: Option<Periodic>,
+}
+
+/// Where a table repeats itself one source sample further on: outputs `lo..hi` fall into
+/// `period` phases, output `lo + k·period + p` taking the weights of output `lo + p` at its
+/// indices plus `k` (an integer upscale, chroma siting included: ×2 has two phases, away from
+/// the reflected borders). [`resize_rows`] runs each phase as one FIR filter along the row, a
+/// vector loop, instead of gathering each output's taps; the sums are the same, in the same
+/// order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Periodic {
+    period: usize,
+    lo: usize,
+    hi: usize,
+}
+
+impl Periodic {
+    /// The smallest period (up to 8) under which at least half the outputs repeat.
+    fn find(c: &Contributions) -> Option<Periodic> {
+        let taps = c.taps;
+        for period in 1..=8.min(c.out_len / 2) {
+            // Output `j` is output `j − period` one sample on (weights bit for bit).
+            let repeats = |j: usize| {
+                let (a, b) = (j * taps, (j - period) * taps);
+                (0..taps).all(|t| {
+                    c.weight[a + t].to_bits() == c.weight[b + t].to_bits() && c.index[a + t] == c.index[b + t] + 1
+                })
+            };
+            // The longest run `s..e` of repeating outputs: outputs `s − period..e` are periodic.
+            let (mut best, mut start) = ((0, 0), None);
+            for j in period..=c.out_len {
+                match (j < c.out_len && repeats(j), start) {
+                    (true, None) => start = Some(j),
+                    (false, Some(s)) => {
+                        if j - s > best.1 - best.0 {
+                            best = (s, j);
+                        }
+                        start = None;
+                    }
+                    _ => {}
+                }
+            }
+            let (lo, hi) = (best.0.saturating_sub(period), best.1);
+            if best.1 > best.0 && 2 * (hi - lo) >= c.out_len {
+                return Some(Periodic { period, lo, hi });
+            }
+        }
+        None
+    }
 }
 
 #[inline]
@@ -77,9 +127,21 @@ impl Contributions {
                 weight[j * taps + t] = (w64[t] / sum) as f32;
             }
         }
-        let mut c = Contributions { in_len, out_len, taps, index, weight };
+        let mut c = Contributions { in_len, out_len, taps, index, weight, periodic: None };
         c.trim_zero_taps();
+        c.periodic = Periodic::find(&c);
         c
+    }
+
+    /// The same table without its periodic part, so that [`resize_rows`] gathers every
+    /// output's taps: the reference for tests and benchmarks of the FIR path.
+    pub fn gathering(&self) -> Self {
+        Contributions { periodic: None, ..self.clone() }
+    }
+
+    /// Whether [`resize_rows`] runs this table's interior as FIR filters (see [`Periodic`]).
+    pub fn is_periodic(&self) -> bool {
+        self.periodic.is_some()
     }
 
     /// Drops leading/trailing tap columns whose weights are zero for every output (as MATLAB's
@@ -109,14 +171,10 @@ impl Contributions {
         self.weight = weight;
     }
 
-    #[inline]
+    #[inline(always)]
     fn apply(&self, j: usize, sample: impl Fn(usize) -> f32) -> f32 {
-        let base = j * self.taps;
-        let mut acc = 0.0f32;
-        for t in 0..self.taps {
-            acc += self.weight[base + t] * sample(self.index[base + t] as usize);
-        }
-        acc
+        let (w, i) = (&self.weight[j * self.taps..][..self.taps], &self.index[j * self.taps..][..self.taps]);
+        w.iter().zip(i).fold(0.0f32, |acc, (&w, &i)| acc + w * sample(i as usize))
     }
 }
 
@@ -273,19 +331,46 @@ pub fn resize_rows<T: Sample>(
             // Horizontal pass first, over the input rows (the gathering pass, on the fewer rows when
             // upscaling), then the vertical pass, which runs along contiguous rows and vectorises.
             tmp.clear();
-            tmp.resize(out_w * (y1 - y0) + out_w, 0.0);
-            let (hrows, acc) = tmp.split_at_mut(out_w * (y1 - y0));
+            tmp.resize(out_w * (y1 - y0) + 2 * out_w + in_w, 0.0);
+            let (hrows, rest) = tmp.split_at_mut(out_w * (y1 - y0));
+            let (acc, rest) = rest.split_at_mut(out_w);
+            let (line, phase) = rest.split_at_mut(in_w);
             assert!(h.index.iter().all(|&i| (i as usize) < in_w), "horizontal taps out of range");
             for y in y0..y1 {
                 let src_row = &src[y * sl.stride + sl.offset..];
                 let out_row = &mut hrows[(y - y0) * out_w..(y - y0 + 1) * out_w];
-                for ((o, w), i) in
-                    out_row.iter_mut().zip(h.weight.chunks_exact(h.taps)).zip(h.index.chunks_exact(h.taps))
-                {
-                    // SAFETY: every tap is below `in_w` (checked above) and the source row holds
-                    // `in_w` samples `sl.step` apart (checked at the top).
-                    let at = |i: u32| unsafe { *src_row.get_unchecked(i as usize * sl.step) };
-                    *o = w.iter().zip(i).map(|(&w, &i)| w * depth.value(at(i)) as f32).sum();
+                // SAFETY: every tap is below `in_w` (checked above) and the source row holds
+                // `in_w` samples `sl.step` apart (checked at the top).
+                let at = |i: usize| unsafe { depth.value(*src_row.get_unchecked(i * sl.step)) as f32 };
+                let Some(pd) = h.periodic else {
+                    for (j, o) in out_row.iter_mut().enumerate() {
+                        *o = h.apply(j, at);
+                    }
+                    continue;
+                };
+                // The row as floats once; the borders gathered from it, the interior phase by
+                // phase: `Σ_t w[t] · line[i0[t] + k]` for k = 0, 1, … (contiguous, vectorised),
+                // each sum in the order of the gathering path.
+                for (i, l) in line.iter_mut().enumerate() {
+                    *l = at(i);
+                }
+                for j in (0..pd.lo).chain(pd.hi..out_w) {
+                    out_row[j] = h.apply(j, |i| line[i]);
+                }
+                for base in pd.lo..(pd.lo + pd.period).min(pd.hi) {
+                    let n = (pd.hi - base).div_ceil(pd.period);
+                    let sums = &mut phase[..n];
+                    sums.fill(0.0);
+                    for (&w, &i0) in h.weight[base * h.taps..][..h.taps].iter().zip(&h.index[base * h.taps..][..h.taps])
+                    {
+                        // In range: the last output of the phase reads index i0 + n − 1 < in_w.
+                        for (s, &x) in sums.iter_mut().zip(&line[i0 as usize..][..n]) {
+                            *s += w * x;
+                        }
+                    }
+                    for (o, &s) in out_row[base..].iter_mut().step_by(pd.period).zip(sums.iter()) {
+                        *o = s;
+                    }
                 }
             }
             for (r, j) in rows.enumerate() {
@@ -404,5 +489,93 @@ mod tests {
                 assert!((dst[y * dstride + x] as f32 - f).abs() <= 1.0);
             }
         }
+    }
+
+    /// The element's chroma tables: step 1/s, offset of the siting (`engine::chroma_map_sub`).
+    fn chroma_table(in_len: usize, scale: usize, cosited: bool) -> Contributions {
+        let (step, offset) = crate::engine::chroma_map_sub(scale, 2, cosited);
+        Contributions::affine(in_len, in_len * scale, step, offset, 1.0)
+    }
+
+    #[test]
+    fn integer_upscales_run_as_fir_filters_away_from_the_borders() {
+        for (scale, cosited) in [(2, false), (2, true), (4, false), (4, true)] {
+            let c = chroma_table(640, scale, cosited);
+            let p = c.periodic.expect("periodic");
+            assert_eq!(p.period, scale);
+            assert!(p.lo <= 2 * scale && p.hi + 2 * scale >= c.out_len, "{p:?} of {}", c.out_len);
+        }
+        let m = Contributions::matlab(100, 200, 2.0, true);
+        assert!(m.is_periodic() && !m.gathering().is_periodic());
+        // ×1.5 repeats every 3 outputs but two samples on, and downscaling also moves by two:
+        // both keep gathering.
+        assert!(!Contributions::matlab(100, 150, 1.5, true).is_periodic());
+        assert!(!Contributions::matlab(100, 50, 0.5, true).is_periodic());
+        // Too short to repeat: no periodic part, the same values.
+        assert!(!chroma_table(1, 2, false).is_periodic());
+    }
+
+    #[test]
+    fn fir_path_gives_the_gathering_paths_values_bit_for_bit() {
+        let mut seed = 12345u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            seed >> 8
+        };
+        for (in_w, in_h) in [(1usize, 1usize), (2, 3), (3, 2), (7, 5), (33, 9), (64, 16)] {
+            for (scale, cosited) in [(2, false), (2, true), (4, false)] {
+                let h = chroma_table(in_w, scale, cosited);
+                let v = chroma_table(in_h, scale, cosited);
+                assert!(in_w < 33 || h.is_periodic(), "the FIR path is what is compared");
+                let (out_w, out_h) = (in_w * scale, in_h * scale);
+                // NV12's interleaved layout (step 2, V at offset 1) and a plain plane.
+                for (step, offset) in [(1usize, 0usize), (2, 1)] {
+                    let (sl, dl) = (
+                        U8Layout { stride: in_w * step + 3, step, offset },
+                        U8Layout { stride: out_w * step + 5, step, offset },
+                    );
+                    let src8: Vec<u8> = (0..in_h * sl.stride).map(|_| next() as u8).collect();
+                    let src16: Vec<u16> = (0..in_h * sl.stride).map(|_| (next() & 1023) as u16).collect();
+                    let run8 = |h: &Contributions, rows: std::ops::Range<usize>| {
+                        let mut dst = vec![0u8; out_h * dl.stride];
+                        let at = rows.start * dl.stride;
+                        resize_rows(&src8, sl, &mut dst[at..], dl, h, &v, rows, Depth::U8, &mut Vec::new());
+                        dst
+                    };
+                    let run16 = |h: &Contributions| {
+                        let mut dst = vec![0u16; out_h * dl.stride];
+                        resize_rows(&src16, sl, &mut dst, dl, h, &v, 0..out_h, Depth::LSB10, &mut Vec::new());
+                        dst
+                    };
+                    let g = h.gathering();
+                    let what = format!("{in_w}x{in_h} x{scale} cosited {cosited} step {step}");
+                    assert!(run8(&h, 0..out_h) == run8(&g, 0..out_h), "8-bit {what}");
+                    let part = out_h / 3..out_h;
+                    assert!(run8(&h, part.clone()) == run8(&g, part), "8-bit rows {what}");
+                    assert!(run16(&h) == run16(&g), "10-bit {what}");
+                }
+            }
+        }
+        // The horizontal pass alone, as floats: equal sums (not only equal rounded samples).
+        let h = chroma_table(50, 2, false);
+        let v = Contributions::matlab(4, 4, 1.0, false);
+        assert!(h.is_periodic());
+        let src: Vec<u16> = (0..50 * 4).map(|_| (next() & 1023) as u16).collect();
+        let mut t1 = Vec::new();
+        let mut t2 = Vec::new();
+        let mut d = vec![0u16; 100 * 4];
+        resize_rows(&src, U8Layout::plane(50), &mut d, U8Layout::plane(100), &h, &v, 0..4, Depth::LSB10, &mut t1);
+        resize_rows(
+            &src,
+            U8Layout::plane(50),
+            &mut d,
+            U8Layout::plane(100),
+            &h.gathering(),
+            &v,
+            0..4,
+            Depth::LSB10,
+            &mut t2,
+        );
+        assert!(t1[..100 * 4] == t2[..100 * 4], "horizontal sums differ");
     }
 }
