@@ -317,6 +317,9 @@ pub fn resize_rows<T: Sample>(
         #[inline(always)]
         || {
             let (in_w, in_h, out_w) = (h.in_len, v.in_len, h.out_len);
+            // A copy in registers: read through the closure's reference, the depth was loaded
+            // again for every sample stored (the stores might alias it).
+            let depth = depth;
             if rows.is_empty() || out_w == 0 || in_w == 0 {
                 return;
             }
@@ -382,8 +385,23 @@ pub fn resize_rows<T: Sample>(
                     }
                 }
                 let out_row = &mut dst[r * dl.stride + dl.offset..];
-                for (o, &a) in out_row.iter_mut().step_by(dl.step).zip(acc.iter()) {
-                    *o = depth.from_level(a);
+                if dl.step == 1 {
+                    for (o, &a) in out_row.iter_mut().zip(acc.iter()) {
+                        *o = depth.from_level(a);
+                    }
+                    continue;
+                }
+                // Interleaved (NV12's UV): rounded in a vector loop into a buffer, then spread
+                // `step` apart (a strided store does not vectorise, and took the rounding with it).
+                let mut buf = [T::default(); 256];
+                for (c, chunk) in acc.chunks(buf.len()).enumerate() {
+                    for (b, &a) in buf.iter_mut().zip(chunk) {
+                        *b = depth.from_level(a);
+                    }
+                    let spread = out_row[c * buf.len() * dl.step..].iter_mut().step_by(dl.step);
+                    for (o, &b) in spread.zip(&buf[..chunk.len()]) {
+                        *o = b;
+                    }
                 }
             }
         },
