@@ -319,6 +319,7 @@ pub fn resize_rows<T: Sample>(
             let (in_w, in_h, out_w) = (h.in_len, v.in_len, h.out_len);
             // A copy in registers: read through the closure's reference, the depth was loaded
             // again for every sample stored (the stores might alias it).
+            #[allow(clippy::redundant_locals)]
             let depth = depth;
             if rows.is_empty() || out_w == 0 || in_w == 0 {
                 return;
