@@ -332,8 +332,8 @@ pub fn resize_rows<T: Sample>(
             let taps = |j: usize| &v.index[j * v.taps..(j + 1) * v.taps];
             let y0 = rows.clone().flat_map(taps).copied().min().unwrap_or(0) as usize;
             let y1 = rows.clone().flat_map(taps).copied().max().unwrap_or(0) as usize + 1;
-            // Horizontal pass first, over the input rows (the gathering pass, on the fewer rows when
-            // upscaling), then the vertical pass, which runs along contiguous rows and vectorises.
+            // Horizontal pass first, over the input rows (the fewer rows when upscaling), then the
+            // vertical pass, which runs along contiguous rows and vectorises.
             tmp.clear();
             tmp.resize(out_w * (y1 - y0) + 2 * out_w + in_w, 0.0);
             let (hrows, rest) = tmp.split_at_mut(out_w * (y1 - y0));

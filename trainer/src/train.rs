@@ -197,6 +197,20 @@ fn qat_grids(
     Ok(cal)
 }
 
+/// What a run's epochs are ranked by: the int8 kernel on the QAT grids (what a QAT run ships),
+/// else the float model.
+fn score(
+    model: &ExpandedSesr,
+    acts: Option<&Int8Calibration>,
+    val_sets: &[crate::eval::EvalSet],
+    device: tch::Device,
+) -> Result<Vec<crate::eval::SetScore>> {
+    match acts {
+        Some(c) => validate_int8(model, &c.activations, val_sets),
+        None => validate(model, None, val_sets, device),
+    }
+}
+
 /// `best_psnr` ranks epochs scored on one set of validation folders. A run resumed on other
 /// folders (another copy of the sets, as a GPU session's luma-packed ones, whose 8-bit luma
 /// reads a few hundredths of a dB lower; other sets; or a run from before the folders were
@@ -218,11 +232,7 @@ fn rescore_best(
         state.best_psnr = None;
         return Ok(());
     }
-    let scores = match acts {
-        Some(c) => validate_int8(&model, &c.activations, val_sets)?,
-        None => validate(&model, None, val_sets, device)?,
-    };
-    let psnr = mean_psnr(&scores);
+    let psnr = mean_psnr(&score(&model, acts, val_sets, device)?);
     eprintln!(
         "best/ (epoch {}) scored on these validation folders: {psnr:.3} dB (was {:.3} on {})",
         state.best_epoch,
@@ -441,10 +451,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         if let Some(e) = ema.as_mut() {
             e.swap();
         }
-        let scores = match &acts {
-            Some(c) => validate_int8(&model, &c.activations, &val_sets)?,
-            None => validate(&model, None, &val_sets, device)?,
-        };
+        let scores = score(&model, acts.as_ref(), &val_sets, device)?;
         let psnr = mean_psnr(&scores);
         let mut row = format!("{},{:.6},{:.1},{:.1}", epoch + 1, result.mean_loss, result.crops_per_s(), result.secs);
         for s in &scores {
