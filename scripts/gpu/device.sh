@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Runs on the lent GPU machine (from the repository root, gpu/ carried). Its CPU has AVX-512,
-# AVX512-VNNI and AVX-VNNI, the only test bed here for those kernels, so first: machine facts,
-# training started in the background on the GPU (data loading pinned to cores 2-15), then on
-# cores 0-1 the native kernels' bit-exactness tests (gpu/native_reference) and the engine bench
-# at two threads (int8 with VNNI against fp32 AVX-512, issue #11), then the runs named in RUNS go
-# on until T0+TRAIN_END seconds (SIGINT: each saves last/), and are tarred into $OUT.
+# Runs on a GPU machine (from the repository root, with gpu/ from prepare.sh copied beside the
+# tree; results go to the folder $OUT). The GPU machines used so far (an H200 and an H100 host)
+# had a 16-core Intel Xeon with AVX-512, AVX512-VNNI and AVX-VNNI, the only test bed the project
+# had for those kernels, so first: machine facts, training started in the background on the GPU
+# (data loading pinned to cores 2-15), then on cores 0-1 the native kernels' bit-exactness tests
+# (gpu/native_reference) and the engine bench at two threads (int8 with VNNI against fp32
+# AVX-512, issue #11), then the runs named in RUNS go on until T0+TRAIN_END seconds (SIGINT:
+# each saves last/), and are tarred into $OUT.
 #   RUNS: "name:resume|init=RUN:crop:base|extra|rescale[:lr[:ema[:teacher]]]" entries. Default
-#   (after session 10): M5 x4 goes on (still rising); M5 x2 and M3 x2, level at lr 5e-4, go on at
-#   2.5e-4, M5 x2 distilled from its own self-ensemble (8 CPU epochs of that showed nothing; a GPU
-#   can run many). "rescale" adds the photos' scaled copies (train --rescale, as in session 8);
-#   session 6 ran "NAME-extra:init=NAME:64:extra" fine-tunes with the extra photos, packed by
+#   (since 2026-11-26, commit d01db4d): M5 x4 goes on (still rising); M5 x2 and M3 x2, level at
+#   lr 5e-4, go on at 2.5e-4, M5 x2 distilled from its own self-ensemble (8 CPU epochs of that
+#   showed nothing; a GPU can run many). "rescale" adds the photos' scaled copies (train
+#   --rescale); "NAME-extra:init=NAME:64:extra" entries fine-tune with the extra photos, packed by
 #   EXTRA=1 scripts/gpu/prepare.sh. A teacher field (a model path) adds distillation (train
 #   --teacher, weight 1); "x8=PATH" distils from that model's self-ensemble
 #   (--teacher-self-ensemble). An entry's lr and ema fields win over LR and EMA (default lr 1e-4;

@@ -130,7 +130,7 @@ pub fn set_threads(threads: Option<usize>) {
     tch::set_num_interop_threads(1);
 }
 
-/// Appends this session's recipe to `run_dir/recipe.jsonl` (one JSON line per start or
+/// Appends this start's recipe to `run_dir/recipe.jsonl` (one JSON line per start or
 /// resume): what `export` records as the model's training.
 fn write_recipe(run_dir: &std::path::Path, args: &TrainArgs, cfg: &sesr::SesrConfig) -> Result<()> {
     let c = &args.common;
@@ -212,7 +212,7 @@ fn score(
 }
 
 /// `best_psnr` ranks epochs scored on one set of validation folders. A run resumed on other
-/// folders (another copy of the sets, as a GPU session's luma-packed ones, whose 8-bit luma
+/// folders (another copy of the sets, as the luma-packed ones used on a GPU machine, whose 8-bit luma
 /// reads a few hundredths of a dB lower; other sets; or a run from before the folders were
 /// kept) scores its `best/` on the new folders first, so that a later epoch is compared with
 /// it on equal terms and `best/` is replaced only by a better model.
