@@ -250,8 +250,8 @@ impl Engine {
     pub fn load_without_libtorch(o: &EngineOptions) -> Result<Result<NativeEngine, NeedsLibtorch>, String> {
         let name = o.location.map(|p| p.display().to_string()).unwrap_or_else(|| "embedded default model".into());
         if let Some(p) = o.location {
-            if !p.is_file() {
-                return Err(format!("model '{name}': no such file"));
+            if let Some(problem) = crate::weights::model_file_problem(p) {
+                return Err(format!("model '{name}': {problem}"));
             }
         }
         if o.precision != Precision::Fp32 && o.backend == Backend::Libtorch {
@@ -956,6 +956,21 @@ mod tests {
             e.upscale_luma(&src, w, w, h, &mut striped, 2 * w).unwrap();
             let (d, _) = byte_diff(&whole, &striped);
             assert!(d <= 1, "stripes of {rows} rows differ by {d}");
+        }
+    }
+
+    #[test]
+    fn model_paths_that_are_no_files_are_named() {
+        let load = |p: &Path| {
+            Engine::load(Some(p), Device::Cpu, Backend::Auto, 1, Precision::Fp32).err().expect("no model there")
+        };
+        let dir = std::env::temp_dir();
+        let e = load(&dir);
+        assert!(e.contains(&dir.display().to_string()) && e.contains("is a directory, not a model file"), "{e}");
+        #[cfg(unix)]
+        {
+            let e = load(Path::new("/dev/null"));
+            assert!(e.contains("/dev/null") && e.contains("is a device, not a model file"), "{e}");
         }
     }
 

@@ -187,6 +187,41 @@ pub struct ExportedWeights {
     pub int8: Result<Option<crate::native::int8::Int8Calibration>, String>,
 }
 
+/// Why `path` cannot be opened as a model file, in words (`None`: it is a regular file, or a
+/// link to one). A directory, a device (`/dev/null`) or a FIFO is named as such rather than
+/// reported as a missing file; reading a FIFO would also block until something writes to it.
+pub fn model_file_problem(path: &Path) -> Option<String> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some("no such file".into()),
+        Err(e) => return Some(format!("cannot be read: {e}")),
+    };
+    let t = meta.file_type();
+    if t.is_file() {
+        return None;
+    }
+    let kind = if t.is_dir() {
+        "a directory"
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if t.is_char_device() || t.is_block_device() {
+                "a device"
+            } else if t.is_fifo() {
+                "a FIFO (named pipe)"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "a special file"
+            }
+        }
+        #[cfg(not(unix))]
+        "a special file"
+    };
+    Some(format!("is {kind}, not a model file"))
+}
+
 /// `X.json` and `X.safetensors` beside `X.pt`.
 pub fn sidecar_paths(pt: &Path) -> (PathBuf, PathBuf) {
     (pt.with_extension("json"), pt.with_extension("safetensors"))
@@ -521,5 +556,31 @@ mod tests {
             assert!(ExportedWeights::read(&pt, true).is_ok());
             std::fs::remove_dir_all(&dir).unwrap();
         }
+    }
+
+    #[test]
+    fn model_paths_that_are_no_files_are_named() {
+        let dir = std::env::temp_dir().join(format!("sesr-weights-kinds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("m.pt");
+        std::fs::write(&file, b"pt").unwrap();
+        assert_eq!(model_file_problem(&file), None);
+        assert_eq!(model_file_problem(&dir.join("absent.pt")).as_deref(), Some("no such file"));
+        assert_eq!(model_file_problem(&dir).as_deref(), Some("is a directory, not a model file"));
+        #[cfg(unix)]
+        {
+            let link = dir.join("link.pt");
+            std::os::unix::fs::symlink(&file, &link).unwrap();
+            assert_eq!(model_file_problem(&link), None, "a link to a file is a file");
+            assert_eq!(model_file_problem(Path::new("/dev/null")).as_deref(), Some("is a device, not a model file"));
+            let fifo = dir.join("fifo.pt");
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            if made.is_ok_and(|s| s.success()) {
+                assert_eq!(model_file_problem(&fifo).as_deref(), Some("is a FIFO (named pipe), not a model file"));
+            } else {
+                eprintln!("SKIPPED: mkfifo unavailable");
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

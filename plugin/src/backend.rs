@@ -206,6 +206,10 @@ impl ModelRunner {
         threads: usize,
         precision: Option<Precision>,
     ) -> Result<Self, String> {
+        // Before anything else, so that no backend (not even a missing libsesrtorch.so) hides it.
+        if let Some((p, problem)) = location.and_then(|p| Some((p, sesr::weights::model_file_problem(p)?))) {
+            return Err(format!("model '{}': {problem}", p.display()));
+        }
         let d = device.trim().to_ascii_lowercase();
         // `auto` means CUDA when libtorch sees a GPU; asking libtorch costs loading it, so the
         // native kernel is tried first whenever the CPU is allowed.
