@@ -10,8 +10,11 @@
 #    LD_LIBRARY_PATH at run time).
 #
 # Environment knobs:
-#   SESR_CACHE_DIR   where the torch venv lives (default: $XDG_CACHE_HOME/sesr or ~/.cache/sesr)
-#   SESR_SKIP_APT=1  do not touch system packages (e.g. without root)
+#   SESR_CACHE_DIR      where the torch venv lives (default: $XDG_CACHE_HOME/sesr or ~/.cache/sesr)
+#   SESR_SKIP_APT=1     do not touch system packages (e.g. without root)
+#   SESR_ELEMENT_ONLY=1 only what building, packaging and installing the element needs (the
+#                       GStreamer development packages, meson, dpkg-dev, patchelf): no torch venv
+#                       and no target/sesr-env.sh; the element links no libtorch
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,12 +24,20 @@ venv="$cache/venv-torch-$torch_version"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-apt_packages=(
-  pkg-config meson ninja-build python3 python3-venv fonts-dejavu-core
-  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
-  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-)
+element_only="${SESR_ELEMENT_ONLY:-0}"
+if [ "$element_only" = 1 ]; then
+  apt_packages=(
+    pkg-config meson ninja-build dpkg-dev patchelf
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools gstreamer1.0-plugins-base
+  )
+else
+  apt_packages=(
+    pkg-config meson ninja-build python3 python3-venv fonts-dejavu-core dpkg-dev patchelf
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  )
+fi
 
 install_apt() {
   if [ "${SESR_SKIP_APT:-0}" = 1 ]; then
@@ -90,5 +101,9 @@ ENV
 }
 
 install_apt
+if [ "$element_only" = 1 ]; then
+  log "SESR_ELEMENT_ONLY=1: no torch venv (build the element with scripts/cargo-build.sh, meson or scripts/package-deb.sh)"
+  exit 0
+fi
 install_torch
 write_env

@@ -47,3 +47,6 @@ cargo build --release -p gst-plugin-sesr --lib --example soak
 ./target/release/examples/soak --minutes 1 --max-growth 30
 echo "== the core cross-built for aarch64, its native tests under qemu-user"
 bash scripts/cross-aarch64.sh
+echo "== install: meson install into a temporary prefix and the Debian package (scripts/package-deb.sh):"
+echo "   stripped libgstsesr.so in the plugin folder, no libtorch, Depends without torch; gst-inspect-1.0 loads each"
+bash scripts/test-install.sh
