@@ -125,6 +125,9 @@ impl Upscaler {
         if !path.exists() {
             bail!("{}: no such model file or checkpoint folder", path.display());
         }
+        if let Some(problem) = sesr::weights::model_file_problem(path) {
+            bail!("{}: {problem} or checkpoint folder", path.display());
+        }
         let module = CModule::load_on_device(path, device)
             .with_context(|| format!("{}: not a loadable TorchScript model", path.display()))?;
         let scale = sesr::model::probe_torchscript_scale(&module, device)
@@ -138,6 +141,9 @@ impl Upscaler {
         let (weights, stored) = if path.is_dir() {
             (load_checkpoint(path, Device::Cpu)?.to_weights()?, Ok(None))
         } else {
+            if let Some(problem) = sesr::weights::model_file_problem(path) {
+                bail!("{}: {problem} or checkpoint folder", path.display());
+            }
             let e = sesr::weights::ExportedWeights::read(path, false).with_context(|| format!("{}", path.display()))?;
             let j = sesr::weights::sidecar_paths(path).0;
             (e.weights, e.int8.map_err(|err| anyhow::anyhow!("{}: {err}", j.display())))
@@ -264,6 +270,18 @@ mod tests {
 
     fn max_diff(a: &Plane, b: &Plane) -> f32 {
         a.data.iter().zip(&b.data).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max)
+    }
+
+    /// `--model` paths that are neither a model file nor a checkpoint folder are named as such.
+    #[test]
+    fn odd_model_paths_are_named() {
+        let err = |r: Result<Upscaler>| r.err().map(|e| format!("{e:#}")).expect("no model there");
+        let e = err(Upscaler::load(Path::new("/dev/null"), Device::Cpu));
+        assert!(e.contains("/dev/null: is a device, not a model file"), "{e}");
+        let e = err(Upscaler::load_native(Path::new("/dev/null"), sesr::model::Precision::Fp32, &[]));
+        assert!(e.contains("/dev/null: is a device, not a model file"), "{e}");
+        let e = err(Upscaler::load(Path::new("/nonexistent/m.pt"), Device::Cpu));
+        assert!(e.contains("no such model file or checkpoint folder"), "{e}");
     }
 
     /// Bicubic interpolation is symmetric under flips and transposes, so its self-ensemble is
