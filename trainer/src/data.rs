@@ -32,6 +32,27 @@ pub fn div2k_lr_path(hr: &Path, scale: usize) -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
+/// The decoded-luma layout of `trainer degrade`: for `…/NAME_HR/0001.png` the LR input is the
+/// 8-bit grey `…/NAME_LR_luma/X2/0001x2.png`, whose samples are the Y plane's code values as a
+/// video decoder gives them (not RGB: it is read as Y/255, exactly).
+pub fn luma_lr_path(hr: &Path, scale: usize) -> Option<PathBuf> {
+    let dir = hr.parent()?;
+    let prefix = dir.file_name()?.to_str()?.strip_suffix("_HR")?;
+    let stem = hr.file_stem()?.to_str()?;
+    let p =
+        dir.parent()?.join(format!("{prefix}_LR_luma")).join(format!("X{scale}")).join(format!("{stem}x{scale}.png"));
+    p.is_file().then_some(p)
+}
+
+/// An 8-bit grey file of Y code values as a plane in [0, 1].
+pub fn load_luma(path: &Path) -> Result<Plane> {
+    let img = image::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let image::DynamicImage::ImageLuma8(g) = img else {
+        bail!("{}: a decoded-luma LR file must be an 8-bit grey image", path.display());
+    };
+    Ok(Plane::from_vec(g.width() as usize, g.height() as usize, g.as_raw().iter().map(|&v| v as f32 / 255.0).collect()))
+}
+
 /// The image folders of a `--data` folder: itself, or — for a folder with no images of its own
 /// that holds DIV2K-style training folders, e.g. the `DIV2K/` root — its `*train*_HR`
 /// sub-folders (never `*valid*_HR`: validation images must not be trained on).
@@ -91,6 +112,23 @@ pub fn load_training_set(
                     continue;
                 }
             };
+            if let Some(lp) = luma_lr_path(&f, scale) {
+                // Decoded luma (`trainer degrade`): no RGB, no rescaled copies (the codec ran at
+                // this size).
+                match load_luma(&lp) {
+                    Ok(lr) if lr.width * scale <= hr.width() && lr.height * scale <= hr.height() => {
+                        if lr.width < crop || lr.height < crop {
+                            warn(format!("skipping {}: LR smaller than a {crop}x{crop} crop", f.display()));
+                        } else {
+                            let hr = y_unit(&hr).crop(0, 0, lr.width * scale, lr.height * scale);
+                            out.push(TrainImage { lr, hr });
+                        }
+                    }
+                    Ok(_) => warn(format!("skipping {}: LR {} does not match", f.display(), lp.display())),
+                    Err(e) => warn(format!("skipping {e}")),
+                }
+                continue;
+            }
             let (hr, lr) = match div2k_lr_path(&f, scale) {
                 Some(lp) => match load_rgb(&lp) {
                     Ok(lr) if lr.width() * scale <= hr.width() && lr.height() * scale <= hr.height() => {
@@ -263,6 +301,31 @@ mod tests {
         std::fs::create_dir_all(root.join("DIV2K_valid_HR")).unwrap();
         assert_eq!(image_folders(&root).unwrap(), vec![hr_dir.clone()]);
         assert_eq!(image_folders(&hr_dir).unwrap(), vec![hr_dir.clone()]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn decoded_luma_layout_is_read_as_y_code_values() {
+        let root = std::env::temp_dir().join(format!("sesr-luma-{}", std::process::id()));
+        let hr_dir = root.join("mix_train_HR");
+        let lr_dir = root.join("mix_train_LR_luma/X2");
+        std::fs::create_dir_all(&hr_dir).unwrap();
+        std::fs::create_dir_all(&lr_dir).unwrap();
+        write_png(&hr_dir.join("a.png"), 40, 36);
+        write_png(&hr_dir.join("b.png"), 40, 36); // no LR of its own: a clean pair, as before
+        let y = image::GrayImage::from_fn(20, 18, |x, y| image::Luma([(16 + x * 10 + y) as u8]));
+        y.save(lr_dir.join("ax2.png")).unwrap();
+        assert_eq!(luma_lr_path(&hr_dir.join("a.png"), 2), Some(lr_dir.join("ax2.png")));
+        let warn = |m: String| panic!("unexpected warning {m}");
+        let set = load_training_set(std::slice::from_ref(&hr_dir), 2, 8, &[0.5], &warn).unwrap();
+        // a: its decoded luma, no rescaled copy; b: clean, with its copy at half size.
+        assert_eq!(set.len(), 3);
+        assert_eq!(set[0].lr.get(3, 2), (16 + 30 + 2) as f32 / 255.0, "code values / 255, exactly");
+        assert_eq!((set[0].hr.width, set[0].hr.height), (40, 36));
+        // An RGB file where decoded luma is expected is refused with the reason.
+        write_png(&lr_dir.join("ax2.png"), 20, 18);
+        let e = load_luma(&lr_dir.join("ax2.png")).err().unwrap().to_string();
+        assert!(e.contains("8-bit grey"), "{e}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 

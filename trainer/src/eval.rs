@@ -77,3 +77,13 @@ pub fn print_table(method: &str, scores: &[SetScore]) {
         println!("{:<12} {:<28} {:>7} {:>9.3} {:>8.4}", s.set, method, s.images, s.psnr_y, s.ssim_y);
     }
 }
+
+/// One table for several inputs (`eval --degrade`): a row per input and set.
+pub fn print_input_table(method: &str, results: &[(String, Vec<SetScore>)]) {
+    println!("{:<12} {:<16} {:<28} {:>7} {:>9} {:>8}", "set", "input", "method", "images", "PSNR-Y", "SSIM-Y");
+    for (input, scores) in results {
+        for s in scores {
+            println!("{:<12} {:<16} {:<28} {:>7} {:>9.3} {:>8.4}", s.set, input, method, s.images, s.psnr_y, s.ssim_y);
+        }
+    }
+}

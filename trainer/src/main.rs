@@ -5,6 +5,7 @@ mod bench;
 mod calibrate;
 mod checkpoint;
 mod data;
+mod degrade;
 mod ema;
 mod eval;
 mod export;
@@ -33,8 +34,10 @@ struct Cli {
 enum Command {
     /// Train the expanded model (the paper's recipe by default).
     Train(train::TrainArgs),
-    /// Score a model or bicubic on benchmark folders (PSNR-Y, SSIM-Y).
+    /// Score a model or bicubic on benchmark folders (PSNR-Y, SSIM-Y), on clean or coded input.
     Eval(EvalArgs),
+    /// Write training pairs whose LR went through real codecs (H.264, HEVC, VP8/9, MPEG-2, JPEG).
+    Degrade(degrade::mix::DegradeArgs),
     /// Export a checkpoint's collapsed model as TorchScript (+ JSON sidecar).
     Export(export::ExportArgs),
     /// Calibrate an exported model for the int8 kernel (stored in its sidecar).
@@ -85,6 +88,12 @@ struct EvalArgs {
     /// input (8× the time; the "+" numbers of SR papers, not what the element runs).
     #[arg(long)]
     self_ensemble: bool,
+    /// Score on LR input coded and decoded first, as video reaches the element: one or more of
+    /// `clean`, `CODEC:LEVEL[:inter]` with CODEC h264, h265 (QP), vp8, vp9 (quantiser 0-63),
+    /// mpeg2 (quantiser scale), jpeg (quality), e.g. `--degrade clean h264:24 h264:32 jpeg:60`.
+    /// Deterministic: the same numbers on every run.
+    #[arg(long, num_args = 1.., value_parser = degrade::parse_degrade)]
+    degrade: Vec<Option<degrade::Degradation>>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -101,16 +110,34 @@ fn eval(args: EvalArgs) -> Result<()> {
     };
     let sets = eval::load_sets(&args.dirs, up.scale(), &|m| eprintln!("warning: {m}"))?;
     let name = if args.self_ensemble { format!("{name} x8") } else { name };
-    let scores = eval::evaluate_with(&up, &sets, args.self_ensemble)?;
+    let inputs = if args.degrade.is_empty() { vec![None] } else { args.degrade.clone() };
+    let mut results = Vec::new();
+    for d in &inputs {
+        let coded = match d {
+            None => None,
+            // The input has a column of its own: the sets keep their names.
+            Some(d) => Some(
+                sets.iter()
+                    .map(|s| Ok(eval::EvalSet { name: s.name.clone(), ..degrade::coded_set(s, d)? }))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        let scores = eval::evaluate_with(&up, coded.as_ref().unwrap_or(&sets), args.self_ensemble)?;
+        results.push((d.map(|d| d.to_string()).unwrap_or_else(|| "clean".into()), scores));
+    }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"method": name, "scale": up.scale(), "self_ensemble": args.self_ensemble, "sets": scores})
-            )?
-        );
+        let input = |(d, s): &(String, Vec<eval::SetScore>)| serde_json::json!({"input": d, "sets": s});
+        let mut v = serde_json::json!({"method": name, "scale": up.scale(), "self_ensemble": args.self_ensemble});
+        if args.degrade.is_empty() {
+            v["sets"] = serde_json::to_value(&results[0].1)?;
+        } else {
+            v["inputs"] = results.iter().map(input).collect();
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if args.degrade.is_empty() {
+        eval::print_table(&name, &results[0].1);
     } else {
-        eval::print_table(&name, &scores);
+        eval::print_input_table(&name, &results);
     }
     Ok(())
 }
@@ -120,6 +147,7 @@ fn main() {
     let r = match cli.command {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval(a),
+        Command::Degrade(a) => degrade::mix::run(a),
         Command::Export(a) => export::run(a),
         Command::Calibrate(a) => calibrate::run(a),
         Command::Upscale(a) => upscale::run(a),

@@ -24,6 +24,10 @@ pub struct TrainArgs {
     /// Validation folders (HR images), scored each epoch (PSNR-Y).
     #[arg(long = "val", num_args = 1..)]
     pub val: Vec<PathBuf>,
+    /// Also validate on the `--val` images coded as these (e.g. `h264:32 jpeg:60`, see `eval
+    /// --degrade`): each a set of its own in `metrics.csv`, all in the mean `best/` is ranked by.
+    #[arg(long, num_args = 1.., value_parser = crate::degrade::parse_degrade, requires = "val")]
+    pub val_degrade: Vec<Option<crate::degrade::Degradation>>,
     /// Model variant.
     #[arg(long, default_value = "m5")]
     pub model: Preset,
@@ -306,7 +310,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
     eprintln!("loading training images from {:?}", args.common.data);
     let images = load_training_set(&args.common.data, cfg.scale, args.common.crop, &args.common.rescale, &warn)?;
-    let val_sets = load_sets(&args.val, cfg.scale, &warn)?;
+    let mut val_sets = load_sets(&args.val, cfg.scale, &warn)?;
+    val_sets = crate::degrade::with_coded_copies(val_sets, &args.val_degrade)?;
     eprintln!(
         "{} training images{}, {} validation images; model {:?} on {device:?}",
         images.len(),
@@ -376,7 +381,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
     let acts = if qat { Some(qat_grids(&args, &model, &qat_file, &val_sets)?) } else { None };
     if !val_sets.is_empty() {
-        let ids = checkpoint::val_ids(&args.val);
+        let mut ids = checkpoint::val_ids(&args.val);
+        ids.extend(args.val_degrade.iter().flatten().map(|d| format!("coded as {d}")));
         if resume_dir.is_some() && state.best_psnr.is_some() && state.val_data != ids {
             rescore_best(&run_dir, cfg, device, &val_sets, acts.as_ref(), &mut state)?;
         }
@@ -437,7 +443,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let last = run_dir.join("last");
             checkpoint::save(&last, &cfg, &vs, &opt, &state, ema.as_ref())?;
             eprintln!(
-                "stopped at epoch {} step {step} ({} crops this session, {:.0} crops/s); checkpoint saved in {}",
+                "stopped at epoch {} step {step} ({} crops since this start, {:.0} crops/s); checkpoint saved in {}",
                 epoch + 1,
                 result.crops,
                 result.crops_per_s(),

@@ -787,3 +787,71 @@ fn resume_on_other_validation_folders_scores_best_again() {
     assert_eq!(state()["val_data"], serde_json::json!([canonical(&other)]));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `degrade` writes decoded-luma pairs (a corrupt photo named and skipped), the same bytes again
+/// on a rerun and on a resumed one; `train` reads them beside clean folders and validates on
+/// coded copies; `eval --degrade` scores coded input deterministically, and coded input scores
+/// lower than clean; bad specs are refused naming what is wrong.
+#[test]
+fn degraded_pairs_train_and_evaluate() {
+    let d = tmp("degrade");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    make_data(&data);
+    let (mix, again) = (d.join("mix"), d.join("again"));
+    let (data_s, mix_s, again_s) = (data.to_str().unwrap(), mix.to_str().unwrap(), again.to_str().unwrap());
+    let o = trainer(&["degrade", "--data", data_s, "--out", mix_s, "--copies", "3", "--seed", "7"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("corrupt.png"), "the corrupt photo is named: {t}");
+    let manifest = std::fs::read_to_string(mix.join("manifest.csv")).unwrap();
+    // 6 readable photos (tiles, grey, JPEG, tiny) x 3 copies.
+    assert_eq!(manifest.lines().count(), 1 + 6 * 3, "{manifest}");
+    let lr = folder_bytes(&mix.join("mix_train_LR_luma/X2"));
+    assert_eq!(lr.len(), 18);
+    let o = trainer(&["degrade", "--data", data_s, "--out", again_s, "--copies", "3", "--seed", "7"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(folder_bytes(&again.join("mix_train_LR_luma/X2")), lr, "the same seed, the same pictures");
+    assert_eq!(std::fs::read_to_string(again.join("manifest.csv")).unwrap(), manifest);
+    // An interrupted run: missing files are written again, the same as before.
+    let first = mix.join("mix_train_LR_luma/X2").join(&lr[0].0);
+    std::fs::remove_file(&first).unwrap();
+    let o = trainer(&["degrade", "--data", data_s, "--out", mix_s, "--copies", "3", "--seed", "7"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(folder_bytes(&mix.join("mix_train_LR_luma/X2")), lr);
+
+    let run = d.join("run");
+    let mut args = vec!["train", "--data", data_s, mix_s, "--val", data_s, "--val-degrade", "jpeg:50"];
+    args.extend(["--out", run.to_str().unwrap(), "--epochs", "1"]);
+    args.extend(SMALL);
+    let o = trainer(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(metrics.lines().next().unwrap().ends_with("psnr_data,psnr_data@jpeg:50"), "{metrics}");
+
+    // Scored on the photo tiles (the black `tiny.png` scores an infinite PSNR at every input).
+    let tiles = d.join("tiles");
+    std::fs::create_dir_all(&tiles).unwrap();
+    for i in 0..3 {
+        std::fs::copy(data.join(format!("tile{i}.png")), tiles.join(format!("tile{i}.png"))).unwrap();
+    }
+    let tiles_s = tiles.to_str().unwrap();
+    let eval = |extra: &[&str]| {
+        let mut a = vec!["eval", tiles_s, "--method", "bicubic", "--json", "--degrade", "clean", "h264:36", "jpeg:30"];
+        a.extend(extra);
+        let o = trainer(&a);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["inputs"].as_array().unwrap().iter().map(|i| i["sets"][0]["psnr_y"].as_f64().unwrap()).collect::<Vec<_>>()
+    };
+    let (a, b) = (eval(&[]), eval(&[]));
+    assert_eq!(a, b, "deterministic");
+    assert!(a[1] < a[0] - 0.5 && a[2] < a[0] - 0.5, "coded input scores lower than clean: {a:?}");
+
+    for (spec, needle) in [("h264:99", "0..=50"), ("av1:30", "unknown codec"), ("jpeg:60:inter", "no inter frames")] {
+        let o = trainer(&["eval", data_s, "--method", "bicubic", "--degrade", spec]);
+        assert_eq!(o.status.code(), Some(2), "{spec}");
+        assert!(text(&o).contains(needle), "{spec}: {}", text(&o));
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
