@@ -27,6 +27,48 @@ pub static DEFAULT_MODEL: &[u8] = include_bytes!("../models/sesr_m5_x2.pt");
 /// Its float32 weights and sidecar, for the native backend.
 static DEFAULT_WEIGHTS: &[u8] = include_bytes!("../models/sesr_m5_x2.safetensors");
 static DEFAULT_SIDECAR: &str = include_str!("../models/sesr_m5_x2.json");
+/// The compressed-input model compiled in beside it: the same network fine-tuned on LR pictures
+/// decoded from real codecs (see `models/` and `trainer degrade`).
+#[cfg(feature = "torch")]
+pub static COMPRESSED_MODEL: &[u8] = include_bytes!("../models/sesr_m5_x2_compressed.pt");
+static COMPRESSED_WEIGHTS: &[u8] = include_bytes!("../models/sesr_m5_x2_compressed.safetensors");
+static COMPRESSED_SIDECAR: &str = include_str!("../models/sesr_m5_x2_compressed.json");
+
+/// Which compiled-in model runs when no file is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Embedded {
+    /// SESR-M5 ×2 trained on clean (bicubic, 8-bit) LR pictures.
+    #[default]
+    Clean,
+    /// SESR-M5 ×2 trained on a mix of clean and codec-decoded LR pictures.
+    Compressed,
+}
+
+impl Embedded {
+    pub fn name(self) -> &'static str {
+        match self {
+            Embedded::Clean => "embedded SESR-M5 x2",
+            Embedded::Compressed => "embedded SESR-M5 x2 (compressed input)",
+        }
+    }
+
+    /// Sidecar and float32 weights.
+    fn exported(self) -> (&'static str, &'static [u8]) {
+        match self {
+            Embedded::Clean => (DEFAULT_SIDECAR, DEFAULT_WEIGHTS),
+            Embedded::Compressed => (COMPRESSED_SIDECAR, COMPRESSED_WEIGHTS),
+        }
+    }
+
+    /// The TorchScript module.
+    #[cfg(feature = "torch")]
+    pub fn torchscript(self) -> &'static [u8] {
+        match self {
+            Embedded::Clean => DEFAULT_MODEL,
+            Embedded::Compressed => COMPRESSED_MODEL,
+        }
+    }
+}
 
 /// Which implementation runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -187,8 +229,10 @@ pub struct NeedsLibtorch {
 /// What [`Engine::load`] is asked to load.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineOptions<'a> {
-    /// TorchScript file (`X.pt`, weights beside it); `None`: the embedded default.
+    /// TorchScript file (`X.pt`, weights beside it); `None`: the embedded model `embedded`.
     pub location: Option<&'a Path>,
+    /// The compiled-in model to run when `location` is `None`.
+    pub embedded: Embedded,
     pub device: Device,
     pub backend: Backend,
     /// Worker threads (0: all cores); engines asking for the same count share one pool.
@@ -207,6 +251,7 @@ impl Default for EngineOptions<'_> {
     fn default() -> Self {
         EngineOptions {
             location: None,
+            embedded: Embedded::Clean,
             device: Device::Cpu,
             backend: Backend::Auto,
             threads: 0,
@@ -248,7 +293,7 @@ impl Engine {
     /// file, contradictory options). The element calls this first and loads libtorch only for
     /// the second case.
     pub fn load_without_libtorch(o: &EngineOptions) -> Result<Result<NativeEngine, NeedsLibtorch>, String> {
-        let name = o.location.map(|p| p.display().to_string()).unwrap_or_else(|| "embedded default model".into());
+        let name = o.location.map(|p| p.display().to_string()).unwrap_or_else(|| o.embedded.name().into());
         if let Some(p) = o.location {
             if let Some(problem) = crate::weights::model_file_problem(p) {
                 return Err(format!("model '{name}': {problem}"));
@@ -416,7 +461,10 @@ impl Engine {
 /// embedded default's, or `X.safetensors` with its sidecar `X.json` beside `X.pt`.
 fn native_model(o: &EngineOptions) -> Result<(NativeSesr, bool), String> {
     let exported = match o.location {
-        None => ExportedWeights::from_bytes(DEFAULT_SIDECAR, DEFAULT_WEIGHTS, None),
+        None => {
+            let (sidecar, weights) = o.embedded.exported();
+            ExportedWeights::from_bytes(sidecar, weights, None)
+        }
         Some(p) => ExportedWeights::read(p, true),
     }
     .map_err(|e| e.to_string())?;
@@ -460,7 +508,7 @@ fn torch_load(o: &EngineOptions, name: &str, native: Result<NativeSesr, String>,
     let device: tch::Device = o.device.into();
     let module = match o.location {
         Some(p) => CModule::load_on_device(p, device),
-        None => CModule::load_data_on_device(&mut Cursor::new(DEFAULT_MODEL), device),
+        None => CModule::load_data_on_device(&mut Cursor::new(o.embedded.torchscript()), device),
     }
     .map_err(|e| format!("model '{name}': not a loadable TorchScript file: {}", first_line(&e.to_string())))?;
     let scale = crate::model::probe_torchscript_scale(&module, device)

@@ -7,7 +7,7 @@
 //! then in `../sesr/` from the plugin's folder (where meson installs it), then in the cargo
 //! target folder the plugin was built in.
 
-use sesr::engine::{Backend, Engine, EngineOptions, NativeEngine};
+use sesr::engine::{Backend, Embedded, Engine, EngineOptions, NativeEngine};
 use sesr::native::Isa;
 use sesr::pool::Pool;
 use sesr::weights::Precision;
@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 pub static PLUGIN_DIR: OnceLock<PathBuf> = OnceLock::new();
 
 const LIB_NAME: &str = "libsesrtorch.so";
-const ABI_VERSION: u32 = 2;
+const ABI_VERSION: u32 = 3;
 
 #[repr(C)]
 struct Options {
@@ -28,6 +28,7 @@ struct Options {
     backend: u32,
     threads: u32,
     precision: u32,
+    embedded: u32,
 }
 
 #[repr(C)]
@@ -201,6 +202,7 @@ impl ModelRunner {
     /// `libsesrtorch.so`. `device` is the element's string (`auto`, `cpu`, `cuda`, `cuda:N`).
     pub fn load(
         location: Option<&Path>,
+        embedded: Embedded,
         device: &str,
         backend: Backend,
         threads: usize,
@@ -217,6 +219,7 @@ impl ModelRunner {
         if cpu_ok && backend != Backend::Libtorch {
             let o = EngineOptions {
                 location,
+                embedded,
                 device: sesr::engine::Device::Cpu,
                 backend,
                 threads,
@@ -234,16 +237,17 @@ impl ModelRunner {
                     })
                 }
                 Err(pending) => {
-                    return Self::load_remote(location, device, backend, threads, precision, pending.reason)
+                    return Self::load_remote(location, embedded, device, backend, threads, precision, pending.reason)
                 }
             }
         }
         let why = if backend == Backend::Libtorch { "libtorch backend requested" } else { "device is not the CPU" };
-        Self::load_remote(location, device, backend, threads, precision, why.into())
+        Self::load_remote(location, embedded, device, backend, threads, precision, why.into())
     }
 
     fn load_remote(
         location: Option<&Path>,
+        embedded: Embedded,
         device: &str,
         backend: Backend,
         threads: usize,
@@ -270,6 +274,7 @@ impl ModelRunner {
                 None => 3,
                 Some(_) => 0,
             },
+            embedded: (embedded == Embedded::Compressed) as u32,
         };
         let mut info = Info::default();
         let mut err = vec![0u8; 2048];

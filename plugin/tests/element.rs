@@ -127,9 +127,15 @@ fn from_buffer(buf: gst::Buffer, caps: &gst::Caps) -> Yuv {
     }
 }
 
-/// Independent reference of the luma: the shipped TorchScript model run directly by tch.
+/// Independent reference of the luma: the element's default model (the embedded
+/// compressed-input SESR-M5 x2) as its TorchScript file, run directly by tch.
 fn reference_luma(f: &Yuv) -> Vec<u8> {
-    let m = tch::CModule::load(root().join("models/sesr_m5_x2.pt")).unwrap();
+    model_luma("models/sesr_m5_x2_compressed.pt", f)
+}
+
+/// The luma of the TorchScript model `model` (relative to the repository) run by tch.
+fn model_luma(model: &str, f: &Yuv) -> Vec<u8> {
+    let m = tch::CModule::load(root().join(model)).unwrap();
     let x: Vec<f32> = f.y.iter().map(|&v| v as f32 / 255.0).collect();
     let t = tch::Tensor::from_slice(&x).view([1, 1, f.h as i64, f.w as i64]);
     let y = tch::no_grad(|| m.forward_ts(&[t])).unwrap();
@@ -1066,4 +1072,39 @@ fn ten_bit_formats() {
             assert!(worst <= 1.0, "{ctx}: chroma {c} differs from the 8-bit bicubic by {worst} levels");
         }
     }
+}
+
+/// `artifact-reduction` picks the embedded model: `on` runs the compressed-input model, `off`
+/// the clean one (each equal to its TorchScript module run by tch), `on` is the default, and a
+/// `model-location` wins over it.
+#[test]
+fn artifact_reduction_picks_the_embedded_model() {
+    init();
+    let (w, h) = (96, 64);
+    let f = photo_frame(w, h, 200, 120);
+    let caps = caps_str("I420", w, h, "jpeg");
+    let run = |props: &[(&str, &str)]| {
+        let mut b = gst::ElementFactory::make("sesrupscale").property_from_str("backend", "native");
+        for (k, v) in props {
+            b = b.property_from_str(k, v);
+        }
+        let el = b.build().unwrap();
+        let mut hs = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+        hs.set_src_caps_str(&caps);
+        let out = hs.push_and_pull(to_buffer(&f, gst_video::VideoFormat::I420, 0)).unwrap();
+        from_buffer(out, &hs.sinkpad().unwrap().current_caps().unwrap()).y
+    };
+    let el = gst::ElementFactory::make("sesrupscale").build().unwrap();
+    assert_eq!(el.property_value("artifact-reduction").serialize().unwrap().as_str(), "on");
+    let default = run(&[]);
+    let on = run(&[("artifact-reduction", "on")]);
+    let off = run(&[("artifact-reduction", "off")]);
+    assert_eq!(default, on, "artifact-reduction=on is the default");
+    assert!(max_diff(&on, &model_luma("models/sesr_m5_x2_compressed.pt", &f)) <= 1, "on: the compressed-input model");
+    assert!(max_diff(&off, &model_luma("models/sesr_m5_x2.pt", &f)) <= 1, "off: the clean model");
+    let differ = on.iter().zip(&off).filter(|(a, b)| a != b).count();
+    assert!(differ > on.len() / 10, "the two embedded models are different models ({differ} samples differ)");
+    // A model file wins over the property.
+    let clean = root().join("models/sesr_m5_x2.pt").display().to_string();
+    assert_eq!(run(&[("artifact-reduction", "on"), ("model-location", &clean)]), off);
 }

@@ -9,14 +9,14 @@
 //!
 //! Every function catches panics; errors are written, NUL-terminated, into the caller's buffer.
 
-use sesr::engine::{Backend, Device, Engine, EngineOptions};
+use sesr::engine::{Backend, Device, Embedded, Engine, EngineOptions};
 use sesr::weights::Precision;
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 /// Version of this ABI; the element refuses a library of another version.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// What to load (all strings NUL-terminated UTF-8; `location` may be null: the embedded model).
 #[repr(C)]
@@ -26,8 +26,10 @@ pub struct SesrTorchOptions {
     /// 0 auto, 1 libtorch, 2 native.
     pub backend: u32,
     pub threads: u32,
-    /// 0 fp32, 1 bf16.
+    /// 0 fp32, 1 bf16, 2 int8, 3 auto.
     pub precision: u32,
+    /// With a null `location`: 0 the embedded clean model, 1 the embedded compressed-input one.
+    pub embedded: u32,
 }
 
 /// What was loaded.
@@ -118,6 +120,7 @@ pub unsafe extern "C" fn sesr_torch_open(
         };
         let opts = EngineOptions {
             location: location.as_deref().map(Path::new),
+            embedded: if o.embedded == 1 { Embedded::Compressed } else { Embedded::Clean },
             device,
             backend,
             threads: o.threads as usize,

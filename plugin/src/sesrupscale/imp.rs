@@ -21,6 +21,7 @@ const DEFAULT_DEVICE: &str = "auto";
 #[derive(Debug, Clone, PartialEq)]
 struct Settings {
     model_location: String,
+    artifact_reduction: super::SesrArtifactReduction,
     device: String,
     backend: super::SesrBackend,
     precision: super::SesrPrecision,
@@ -32,6 +33,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             model_location: String::new(),
+            artifact_reduction: super::SesrArtifactReduction::default(),
             device: DEFAULT_DEVICE.into(),
             backend: super::SesrBackend::Auto,
             precision: super::SesrPrecision::Fp32,
@@ -182,6 +184,7 @@ impl SesrUpscale {
         let location = (!settings.model_location.is_empty()).then(|| PathBuf::from(&settings.model_location));
         let engine = Engine::load(
             location.as_deref(),
+            settings.artifact_reduction.into(),
             &settings.device,
             settings.backend.into(),
             settings.num_threads as usize,
@@ -284,8 +287,13 @@ impl ObjectImpl for SesrUpscale {
             vec![
                 glib::ParamSpecString::builder("model-location")
                     .nick("Model location")
-                    .blurb("TorchScript file of a collapsed SESR model (empty: the embedded SESR-M5 x2)")
+                    .blurb("TorchScript file of a collapsed SESR model (empty: the embedded SESR-M5 x2 that artifact-reduction picks)")
                     .default_value(Some(""))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder::<super::SesrArtifactReduction>("artifact-reduction")
+                    .nick("Artifact reduction")
+                    .blurb("Which embedded model runs: on, the one trained on decoded H.264/HEVC/VP9/MPEG-2/JPEG pictures (it also removes coding artifacts); off, the one trained on clean pictures. model-location, when set, wins")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("device")
@@ -357,6 +365,7 @@ impl ObjectImpl for SesrUpscale {
                 // A new model may have another scale: forget the old one.
                 self.scale.store(0, Ordering::SeqCst);
             }
+            "artifact-reduction" => settings.artifact_reduction = value.get().unwrap_or(settings.artifact_reduction),
             "device" => {
                 settings.device = value.get::<Option<String>>().ok().flatten().unwrap_or_else(|| DEFAULT_DEVICE.into())
             }
@@ -372,6 +381,7 @@ impl ObjectImpl for SesrUpscale {
         let settings = lock(&self.settings);
         match pspec.name() {
             "model-location" => settings.model_location.to_value(),
+            "artifact-reduction" => settings.artifact_reduction.to_value(),
             "device" => settings.device.to_value(),
             "backend" => settings.backend.to_value(),
             "precision" => settings.precision.to_value(),

@@ -8,7 +8,8 @@
 //! are multiplied by the model's scale; pixel-aspect-ratio, framerate, colorimetry, chroma-site
 //! and the HDR fields (`mastering-display-info`, `content-light-level`) are carried over, and
 //! metas are kept as `videoconvertscale` keeps them (regions of interest and crops rescaled).
-//! The default model (SESR-M5 ×2) is compiled into the plugin. Output sides are at most 16384
+//! Two SESR-M5 ×2 models are compiled into the plugin: one trained for decoded (compressed)
+//! video, the default, and one trained on clean pictures (`artifact-reduction=off`). Output sides are at most 16384
 //! pixels (`caps::MAX_OUTPUT_SIDE`): a larger output (an 8K input at ×4) is refused at caps
 //! time with an element error giving the sizes.
 //!
@@ -20,13 +21,17 @@
 //! ```text
 //! gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! video/x-raw,format=NV12 \
 //!     ! sesrupscale ! videoconvert ! autovideosink
+//! gst-launch-1.0 filesrc location=low-bitrate.mp4 ! decodebin ! sesrupscale artifact-reduction=on \
+//!     ! videoconvert ! autovideosink
 //! gst-launch-1.0 videotestsrc ! video/x-raw,width=640,height=360,format=I420 \
 //!     ! sesrupscale model-location=my_model.pt device=cuda ! fakesink
 //! gst-launch-1.0 videotestsrc ! video/x-raw,width=960,height=540,format=P010_10LE \
 //!     ! sesrupscale model-location=models/sesr_m5_x4.pt ! video/x-raw,width=3840,height=2160 ! fakesink
 //! ```
 //!
-//! Properties: `model-location` (TorchScript file; empty = embedded default), `device`
+//! Properties: `model-location` (TorchScript file; empty = the embedded model),
+//! `artifact-reduction` (`on`, the default: the embedded model trained for decoded, compressed
+//! video; `off`: the one trained on clean pictures), `device`
 //! (`auto`, `cpu`, `cuda`, `cuda:N`), `backend` (`auto`, `native`, `libtorch`: the native
 //! backend runs on every CPU from the `.safetensors` weights that `trainer export` writes beside
 //! the `.pt`), `precision` (`fp32`; `bf16` on AVX512-BF16; `int8` for models with an int8
@@ -57,6 +62,30 @@ pub enum SesrBackend {
     Native = 1,
     #[enum_value(name = "libtorch: the TorchScript model (CPU or CUDA)", nick = "libtorch")]
     Libtorch = 2,
+}
+
+/// The `artifact-reduction` property: which embedded model runs (when `model-location` is empty).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstSesrArtifactReduction")]
+pub enum SesrArtifactReduction {
+    #[enum_value(name = "Off: the model trained on clean (bicubic-downscaled) pictures", nick = "off")]
+    Off = 0,
+    #[default]
+    #[enum_value(
+        name = "On: the model trained on pictures decoded from H.264, HEVC, VP8/VP9, MPEG-2 and JPEG (for decoded video)",
+        nick = "on"
+    )]
+    On = 1,
+}
+
+impl From<SesrArtifactReduction> for sesr::engine::Embedded {
+    fn from(a: SesrArtifactReduction) -> Self {
+        match a {
+            SesrArtifactReduction::Off => sesr::engine::Embedded::Clean,
+            SesrArtifactReduction::On => sesr::engine::Embedded::Compressed,
+        }
+    }
 }
 
 /// The `precision` property: the native backend's arithmetic.
