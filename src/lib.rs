@@ -16,6 +16,7 @@
 //! the libtorch backend. Without it the crate is plain Rust (the native backend, resampling,
 //! metrics) and builds for any target, aarch64 included.
 
+mod collapsed_weights;
 pub mod color;
 pub mod config;
 pub mod engine;

@@ -33,6 +33,7 @@
 //! (`tests/native_reference.rs`). [`crate::qat`] models this arithmetic for training.
 
 use super::{Layer, Post, PAD};
+use crate::collapsed_weights::{CollapsedWeights, ConvWeights};
 
 /// Largest weight magnitude of the layers with 8-bit activations (7 bits: no int16 saturation
 /// in `vpmaddubsw`).
@@ -96,7 +97,7 @@ pub struct Int8Calibration {
 impl Int8Calibration {
     /// A calibration with its integer weights (`layers`) for `weights`.
     pub fn new(
-        weights: &crate::weights::CollapsedWeights,
+        weights: &CollapsedWeights,
         activations: Vec<Vec<ActQuant>>,
         images: usize,
         folders: Vec<String>,
@@ -120,7 +121,7 @@ impl Int8Calibration {
     /// Whether the stored integer weights (if any) are those the kernel derives from `weights`
     /// and the grids: a sidecar whose weights file was replaced, or one written by another
     /// quantiser, is refused rather than run with other integers than it states.
-    pub fn check(&self, weights: &crate::weights::CollapsedWeights) -> Result<(), String> {
+    pub fn check(&self, weights: &CollapsedWeights) -> Result<(), String> {
         if self.layers.is_empty() {
             return Ok(());
         }
@@ -144,8 +145,8 @@ impl Int8Calibration {
 
 /// The integer weights of every conv (input, blocks, output) under the grids `acts` (`acts[0]`,
 /// the network input's, is fixed: `(2Y − 255)/510`).
-pub fn integer_layers(weights: &crate::weights::CollapsedWeights, acts: &[Vec<ActQuant>]) -> Vec<QuantConv> {
-    let convs: Vec<&crate::weights::ConvWeights> = std::iter::once(&weights.input)
+pub fn integer_layers(weights: &CollapsedWeights, acts: &[Vec<ActQuant>]) -> Vec<QuantConv> {
+    let convs: Vec<&ConvWeights> = std::iter::once(&weights.input)
         .chain(weights.blocks.iter().map(|(c, _)| c))
         .chain(std::iter::once(&weights.output))
         .collect();
@@ -1133,7 +1134,7 @@ pub(super) unsafe fn conv_row_avx2<const K: usize>(
 }
 
 /// 'Same' zero-padded k×k convolution in float32 (calibration only: plain loops).
-fn conv_f32(x: &[f32], h: usize, w: usize, c: &crate::weights::ConvWeights) -> Vec<f32> {
+fn conv_f32(x: &[f32], h: usize, w: usize, c: &ConvWeights) -> Vec<f32> {
     let (k, p) = (c.k, c.k / 2);
     let mut y = vec![0f32; c.cout * h * w];
     for co in 0..c.cout {
@@ -1190,7 +1191,7 @@ fn best_grid(samples: &[f32], lo: f32, hi: f32) -> ActQuant {
 /// LR crops of training images) in the float network, per channel, as the 8-bit grid of least
 /// squared error (`best_grid`). Returns per layer one [`ActQuant`] per input channel (the
 /// first layer's, the network input, is fixed by the kernel).
-pub fn calibrate(weights: &crate::weights::CollapsedWeights, planes: &[(&[u8], usize, usize)]) -> Vec<Vec<ActQuant>> {
+pub fn calibrate(weights: &CollapsedWeights, planes: &[(&[u8], usize, usize)]) -> Vec<Vec<ActQuant>> {
     let f = weights.cfg.f;
     let n = weights.blocks.len() + 2;
     // [layer][channel]

@@ -31,9 +31,9 @@ mod avx512;
 pub mod int8;
 mod portable;
 
+use crate::collapsed_weights::{CollapsedWeights, ConvWeights, Precision};
 use crate::pool::Pool;
 use crate::sample::{Depth, Sample};
-use crate::weights::{CollapsedWeights, ConvWeights, Precision};
 use std::sync::OnceLock;
 
 /// Left padding of every ring row: the largest kernel radius (5×5).
