@@ -803,6 +803,29 @@ unsafe fn conv_row_vnni512<const K: usize, const INPUT: u8>(
     }
 }
 
+/// The four instructions of [`vnni512_step`] for output channel `$j` (its weight word at
+/// `[wp$off]`, broadcast by the instruction): `acc[j][v] $op= w[j] · x[v]` for the 4 vectors.
+macro_rules! vnni512_channel {
+    ($op:literal, $j:literal, $off:literal) => {
+        concat!(
+            vnni512_tap!($op, $j, "0", $off),
+            "\n",
+            vnni512_tap!($op, $j, "1", $off),
+            "\n",
+            vnni512_tap!($op, $j, "2", $off),
+            "\n",
+            vnni512_tap!($op, $j, "3", $off),
+        )
+    };
+}
+
+/// One instruction of [`vnni512_channel`]: accumulator `a$j$v` from vector `x$v`.
+macro_rules! vnni512_tap {
+    ($op:literal, $j:literal, $v:literal, $off:literal) => {
+        concat!($op, " {a", $j, $v, "}, {x", $v, "}, dword ptr [{wp}", $off, "]{{1to16}}")
+    };
+}
+
 /// One quad of input channels (or int16 pair) at one tap on zmm: `acc[j][v] += w[j] · x[v]` for
 /// 64 pixels (`x`, 4 loads) and 4 output channels (`w`, 4 weight words, broadcast from memory
 /// by the `vpdpbusd`/`vpdpwssd` themselves). In assembly so that the 16 accumulators stay in
@@ -821,22 +844,10 @@ macro_rules! vnni512_step {
                 "vmovdqu32 {x1}, zmmword ptr [{xp} + 64]",
                 "vmovdqu32 {x2}, zmmword ptr [{xp} + 128]",
                 "vmovdqu32 {x3}, zmmword ptr [{xp} + 192]",
-                concat!($op, " {a00}, {x0}, dword ptr [{wp}]{{1to16}}"),
-                concat!($op, " {a01}, {x1}, dword ptr [{wp}]{{1to16}}"),
-                concat!($op, " {a02}, {x2}, dword ptr [{wp}]{{1to16}}"),
-                concat!($op, " {a03}, {x3}, dword ptr [{wp}]{{1to16}}"),
-                concat!($op, " {a10}, {x0}, dword ptr [{wp} + 4]{{1to16}}"),
-                concat!($op, " {a11}, {x1}, dword ptr [{wp} + 4]{{1to16}}"),
-                concat!($op, " {a12}, {x2}, dword ptr [{wp} + 4]{{1to16}}"),
-                concat!($op, " {a13}, {x3}, dword ptr [{wp} + 4]{{1to16}}"),
-                concat!($op, " {a20}, {x0}, dword ptr [{wp} + 8]{{1to16}}"),
-                concat!($op, " {a21}, {x1}, dword ptr [{wp} + 8]{{1to16}}"),
-                concat!($op, " {a22}, {x2}, dword ptr [{wp} + 8]{{1to16}}"),
-                concat!($op, " {a23}, {x3}, dword ptr [{wp} + 8]{{1to16}}"),
-                concat!($op, " {a30}, {x0}, dword ptr [{wp} + 12]{{1to16}}"),
-                concat!($op, " {a31}, {x1}, dword ptr [{wp} + 12]{{1to16}}"),
-                concat!($op, " {a32}, {x2}, dword ptr [{wp} + 12]{{1to16}}"),
-                concat!($op, " {a33}, {x3}, dword ptr [{wp} + 12]{{1to16}}"),
+                vnni512_channel!($op, "0", ""),
+                vnni512_channel!($op, "1", " + 4"),
+                vnni512_channel!($op, "2", " + 8"),
+                vnni512_channel!($op, "3", " + 12"),
                 xp = in(reg) x,
                 wp = in(reg) w,
                 a00 = inout(zmm_reg) acc[0][0],
@@ -949,6 +960,83 @@ unsafe fn finish_block512(
     }
 }
 
+/// The assembly of [`quad_step`] and [`pair_step`]: 2 loads of 8 words, then for each of the 4
+/// output channels the sequence `$channel` (`quad_channel` or `pair_channel`) into its two
+/// accumulators; `$ones` (the int16 ones of `vpmaddwd`) for the quad sequence.
+#[cfg(target_arch = "x86_64")]
+macro_rules! ymm_step_asm {
+    ($channel:ident, $acc:ident, $x:ident, $w:ident $(, $ones:ident)?) => {
+        std::arch::asm!(
+            "vmovdqu {x0}, ymmword ptr [{xp}]",
+            "vmovdqu {x1}, ymmword ptr [{xp} + 32]",
+            $channel!("0", ""),
+            $channel!("1", " + 4"),
+            $channel!("2", " + 8"),
+            $channel!("3", " + 12"),
+            xp = in(reg) $x,
+            wp = in(reg) $w,
+            $(ones = in(ymm_reg) $ones,)?
+            a00 = inout(ymm_reg) $acc[0][0],
+            a01 = inout(ymm_reg) $acc[0][1],
+            a10 = inout(ymm_reg) $acc[1][0],
+            a11 = inout(ymm_reg) $acc[1][1],
+            a20 = inout(ymm_reg) $acc[2][0],
+            a21 = inout(ymm_reg) $acc[2][1],
+            a30 = inout(ymm_reg) $acc[3][0],
+            a31 = inout(ymm_reg) $acc[3][1],
+            x0 = out(ymm_reg) _,
+            x1 = out(ymm_reg) _,
+            w = out(ymm_reg) _,
+            t0 = out(ymm_reg) _,
+            t1 = out(ymm_reg) _,
+            options(nostack, readonly, preserves_flags),
+        )
+    };
+}
+
+/// [`quad_step`]'s sequence for output channel `$j` (weight word at `[wp$off]`): broadcast,
+/// `vpmaddubsw` (u8 × s8 pairs into int16), `vpmaddwd` by ones (into int32), accumulate.
+#[cfg(target_arch = "x86_64")]
+macro_rules! quad_channel {
+    ($j:literal, $off:literal) => {
+        concat!(
+            ymm_broadcast!($off),
+            "vpmaddubsw {t0}, {x0}, {w}\n",
+            "vpmaddubsw {t1}, {x1}, {w}\n",
+            "vpmaddwd {t0}, {t0}, {ones}\n",
+            "vpmaddwd {t1}, {t1}, {ones}\n",
+            ymm_accumulate!($j),
+        )
+    };
+}
+
+/// [`pair_step`]'s sequence for output channel `$j`: broadcast, `vpmaddwd` (i16 × i16 pairs
+/// into int32), accumulate.
+#[cfg(target_arch = "x86_64")]
+macro_rules! pair_channel {
+    ($j:literal, $off:literal) => {
+        concat!(ymm_broadcast!($off), "vpmaddwd {t0}, {x0}, {w}\n", "vpmaddwd {t1}, {x1}, {w}\n", ymm_accumulate!($j))
+    };
+}
+
+/// The first instruction of [`quad_channel`] and [`pair_channel`]: the weight word at
+/// `[wp$off]` to all 8 lanes of `w`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! ymm_broadcast {
+    ($off:literal) => {
+        concat!("vpbroadcastd {w}, dword ptr [{wp}", $off, "]\n")
+    };
+}
+
+/// The last two of [`quad_channel`] and [`pair_channel`]: the products `t0`, `t1` added to
+/// output channel `$j`'s accumulators.
+#[cfg(target_arch = "x86_64")]
+macro_rules! ymm_accumulate {
+    ($j:literal) => {
+        concat!("vpaddd {a", $j, "0}, {a", $j, "0}, {t0}\n", "vpaddd {a", $j, "1}, {a", $j, "1}, {t1}")
+    };
+}
+
 /// One quad of input channels at one tap: `acc[j][v] += Σ₄ w[j] · x[v]` for 16 pixels (`x`)
 /// and 4 output channels (`w`, 4 weight words). In assembly so that the 8 accumulators stay in
 /// registers: compiled from intrinsics, the unrolled taps spilled them to the stack (measured
@@ -965,55 +1053,7 @@ unsafe fn quad_step(
     w: *const u32,
     ones: std::arch::x86_64::__m256i,
 ) {
-    std::arch::asm!(
-        "vmovdqu {x0}, ymmword ptr [{xp}]",
-        "vmovdqu {x1}, ymmword ptr [{xp} + 32]",
-        "vpbroadcastd {w}, dword ptr [{wp}]",
-        "vpmaddubsw {t0}, {x0}, {w}",
-        "vpmaddubsw {t1}, {x1}, {w}",
-        "vpmaddwd {t0}, {t0}, {ones}",
-        "vpmaddwd {t1}, {t1}, {ones}",
-        "vpaddd {a00}, {a00}, {t0}",
-        "vpaddd {a01}, {a01}, {t1}",
-        "vpbroadcastd {w}, dword ptr [{wp} + 4]",
-        "vpmaddubsw {t0}, {x0}, {w}",
-        "vpmaddubsw {t1}, {x1}, {w}",
-        "vpmaddwd {t0}, {t0}, {ones}",
-        "vpmaddwd {t1}, {t1}, {ones}",
-        "vpaddd {a10}, {a10}, {t0}",
-        "vpaddd {a11}, {a11}, {t1}",
-        "vpbroadcastd {w}, dword ptr [{wp} + 8]",
-        "vpmaddubsw {t0}, {x0}, {w}",
-        "vpmaddubsw {t1}, {x1}, {w}",
-        "vpmaddwd {t0}, {t0}, {ones}",
-        "vpmaddwd {t1}, {t1}, {ones}",
-        "vpaddd {a20}, {a20}, {t0}",
-        "vpaddd {a21}, {a21}, {t1}",
-        "vpbroadcastd {w}, dword ptr [{wp} + 12]",
-        "vpmaddubsw {t0}, {x0}, {w}",
-        "vpmaddubsw {t1}, {x1}, {w}",
-        "vpmaddwd {t0}, {t0}, {ones}",
-        "vpmaddwd {t1}, {t1}, {ones}",
-        "vpaddd {a30}, {a30}, {t0}",
-        "vpaddd {a31}, {a31}, {t1}",
-        xp = in(reg) x,
-        wp = in(reg) w,
-        ones = in(ymm_reg) ones,
-        a00 = inout(ymm_reg) acc[0][0],
-        a01 = inout(ymm_reg) acc[0][1],
-        a10 = inout(ymm_reg) acc[1][0],
-        a11 = inout(ymm_reg) acc[1][1],
-        a20 = inout(ymm_reg) acc[2][0],
-        a21 = inout(ymm_reg) acc[2][1],
-        a30 = inout(ymm_reg) acc[3][0],
-        a31 = inout(ymm_reg) acc[3][1],
-        x0 = out(ymm_reg) _,
-        x1 = out(ymm_reg) _,
-        w = out(ymm_reg) _,
-        t0 = out(ymm_reg) _,
-        t1 = out(ymm_reg) _,
-        options(nostack, readonly, preserves_flags),
-    );
+    ymm_step_asm!(quad_channel, acc, x, w, ones);
 }
 
 /// [`quad_step`] with VNNI: one `vpdpbusd` (u8 × s8, four products summed into int32, no
@@ -1075,46 +1115,7 @@ vnni_step!(vnni_step_evex, "", "AVX512-VNNI (VL) step.");
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn pair_step(acc: &mut [[std::arch::x86_64::__m256i; 2]; 4], x: *const i32, w: *const u32) {
-    std::arch::asm!(
-        "vmovdqu {x0}, ymmword ptr [{xp}]",
-        "vmovdqu {x1}, ymmword ptr [{xp} + 32]",
-        "vpbroadcastd {w}, dword ptr [{wp}]",
-        "vpmaddwd {t0}, {x0}, {w}",
-        "vpmaddwd {t1}, {x1}, {w}",
-        "vpaddd {a00}, {a00}, {t0}",
-        "vpaddd {a01}, {a01}, {t1}",
-        "vpbroadcastd {w}, dword ptr [{wp} + 4]",
-        "vpmaddwd {t0}, {x0}, {w}",
-        "vpmaddwd {t1}, {x1}, {w}",
-        "vpaddd {a10}, {a10}, {t0}",
-        "vpaddd {a11}, {a11}, {t1}",
-        "vpbroadcastd {w}, dword ptr [{wp} + 8]",
-        "vpmaddwd {t0}, {x0}, {w}",
-        "vpmaddwd {t1}, {x1}, {w}",
-        "vpaddd {a20}, {a20}, {t0}",
-        "vpaddd {a21}, {a21}, {t1}",
-        "vpbroadcastd {w}, dword ptr [{wp} + 12]",
-        "vpmaddwd {t0}, {x0}, {w}",
-        "vpmaddwd {t1}, {x1}, {w}",
-        "vpaddd {a30}, {a30}, {t0}",
-        "vpaddd {a31}, {a31}, {t1}",
-        xp = in(reg) x,
-        wp = in(reg) w,
-        a00 = inout(ymm_reg) acc[0][0],
-        a01 = inout(ymm_reg) acc[0][1],
-        a10 = inout(ymm_reg) acc[1][0],
-        a11 = inout(ymm_reg) acc[1][1],
-        a20 = inout(ymm_reg) acc[2][0],
-        a21 = inout(ymm_reg) acc[2][1],
-        a30 = inout(ymm_reg) acc[3][0],
-        a31 = inout(ymm_reg) acc[3][1],
-        x0 = out(ymm_reg) _,
-        x1 = out(ymm_reg) _,
-        w = out(ymm_reg) _,
-        t0 = out(ymm_reg) _,
-        t1 = out(ymm_reg) _,
-        options(nostack, readonly, preserves_flags),
-    );
+    ymm_step_asm!(pair_channel, acc, x, w);
 }
 
 #[cfg(not(target_arch = "x86_64"))]
