@@ -805,6 +805,7 @@ unsafe fn conv_row_vnni512<const K: usize, const INPUT: u8>(
 
 /// The four instructions of [`vnni512_step`] for output channel `$j` (its weight word at
 /// `[wp$off]`, broadcast by the instruction): `acc[j][v] $op= w[j] · x[v]` for the 4 vectors.
+#[cfg(target_arch = "x86_64")]
 macro_rules! vnni512_channel {
     ($op:literal, $j:literal, $off:literal) => {
         concat!(
@@ -820,6 +821,7 @@ macro_rules! vnni512_channel {
 }
 
 /// One instruction of [`vnni512_channel`]: accumulator `a$j$v` from vector `x$v`.
+#[cfg(target_arch = "x86_64")]
 macro_rules! vnni512_tap {
     ($op:literal, $j:literal, $v:literal, $off:literal) => {
         concat!($op, " {a", $j, $v, "}, {x", $v, "}, dword ptr [{wp}", $off, "]{{1to16}}")
