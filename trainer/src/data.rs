@@ -112,49 +112,41 @@ pub fn load_training_set(
                     continue;
                 }
             };
-            if let Some(lp) = luma_lr_path(&f, scale) {
-                // Decoded luma (`trainer degrade`): no RGB, no rescaled copies (the codec ran at
-                // this size).
-                match load_luma(&lp) {
-                    Ok(lr) if lr.width * scale <= hr.width() && lr.height * scale <= hr.height() => {
-                        if lr.width < crop || lr.height < crop {
-                            warn(format!("skipping {}: LR smaller than a {crop}x{crop} crop", f.display()));
-                        } else {
-                            let hr = y_unit(&hr).crop(0, 0, lr.width * scale, lr.height * scale);
-                            out.push(TrainImage { lr, hr });
-                        }
-                    }
-                    Ok(_) => warn(format!("skipping {}: LR {} does not match", f.display(), lp.display())),
-                    Err(e) => warn(format!("skipping {e}")),
+            // The LR input: decoded luma (`trainer degrade`), DIV2K's LR file, or made here.
+            let luma_file = luma_lr_path(&f, scale);
+            let luma = luma_file.is_some();
+            let lr_file = luma_file.or_else(|| div2k_lr_path(&f, scale));
+            let lr = match &lr_file {
+                Some(lp) if luma => load_luma(lp),
+                Some(lp) => load_rgb(lp).map(|lr| y_unit(&lr)).map_err(Into::into),
+                None => Ok(y_unit(&make_lr(&hr, scale).1)),
+            };
+            let lr = match lr {
+                Ok(lr) => lr,
+                Err(e) => {
+                    warn(format!("skipping {e}"));
+                    continue;
                 }
+            };
+            if lr.width * scale > hr.width() || lr.height * scale > hr.height() {
+                let lp = lr_file.as_deref().unwrap_or(&f);
+                warn(format!("skipping {}: LR {} does not match", f.display(), lp.display()));
                 continue;
             }
-            let (hr, lr) = match div2k_lr_path(&f, scale) {
-                Some(lp) => match load_rgb(&lp) {
-                    Ok(lr) if lr.width() * scale <= hr.width() && lr.height() * scale <= hr.height() => {
-                        (hr.map_planes(|p| p.crop(0, 0, lr.width() * scale, lr.height() * scale)), lr)
-                    }
-                    Ok(_) => {
-                        warn(format!("skipping {}: LR {} does not match", f.display(), lp.display()));
-                        continue;
-                    }
-                    Err(e) => {
-                        warn(format!("skipping {e}"));
-                        continue;
-                    }
-                },
-                None => make_lr(&hr, scale),
-            };
-            if lr.width() < crop || lr.height() < crop {
+            if lr.width < crop || lr.height < crop {
                 warn(format!(
                     "skipping {}: {}x{} LR is smaller than a {crop}x{crop} crop",
                     f.display(),
-                    lr.width(),
-                    lr.height()
+                    lr.width,
+                    lr.height
                 ));
                 continue;
             }
-            out.push(TrainImage { lr: y_unit(&lr), hr: y_unit(&hr) });
+            let hr = hr.map_planes(|p| p.crop(0, 0, lr.width * scale, lr.height * scale));
+            out.push(TrainImage { lr, hr: y_unit(&hr) });
+            if luma {
+                continue; // decoded luma: no scaled copies (the codec ran at this size)
+            }
             for &f in rescale {
                 let (hr_f, lr_f) = make_lr(&imresize_rgb_u8(&hr, f), scale);
                 if lr_f.width() >= crop && lr_f.height() >= crop {
