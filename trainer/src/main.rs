@@ -115,12 +115,7 @@ fn eval(args: EvalArgs) -> Result<()> {
     for d in &inputs {
         let coded = match d {
             None => None,
-            // The input has a column of its own: the sets keep their names.
-            Some(d) => Some(
-                sets.iter()
-                    .map(|s| Ok(eval::EvalSet { name: s.name.clone(), ..degrade::coded_set(s, d)? }))
-                    .collect::<Result<Vec<_>>>()?,
-            ),
+            Some(d) => Some(sets.iter().map(|s| degrade::coded_set(s, d)).collect::<Result<Vec<_>>>()?),
         };
         let scores = eval::evaluate_with(&up, coded.as_ref().unwrap_or(&sets), args.self_ensemble)?;
         results.push((d.map(|d| d.to_string()).unwrap_or_else(|| "clean".into()), scores));

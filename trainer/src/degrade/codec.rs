@@ -27,16 +27,12 @@ impl Yuv420 {
     /// The picture of `rgb` (0..=255 planes), its right column and bottom row repeated where a
     /// dimension is odd.
     pub fn from_rgb(rgb: &RgbPlanes) -> Yuv420 {
-        Self::from_rgb_shifted(rgb, 0, 0)
+        Self::padded(rgb, 0, 0, 2)
     }
 
-    /// As [`Yuv420::from_rgb`], of the image moved by (`dx`, `dy`) pixels (sample (x, y) is the
-    /// image's (x − dx, y − dy), edges repeated): one frame of a pan.
-    pub fn from_rgb_shifted(rgb: &RgbPlanes, dx: i64, dy: i64) -> Yuv420 {
-        Self::padded(rgb, dx, dy, 2)
-    }
-
-    /// As [`Yuv420::from_rgb_shifted`], its size padded (edges repeated) to a multiple of `to`.
+    /// The picture of `rgb` moved by (`dx`, `dy`) pixels (sample (x, y) is the image's
+    /// (x − dx, y − dy), edges repeated: one frame of a pan), its size padded (edges repeated)
+    /// to a multiple of `to` (even, for 4:2:0).
     pub fn padded(rgb: &RgbPlanes, dx: i64, dy: i64, to: usize) -> Yuv420 {
         let (w, h) = (rgb.width(), rgb.height());
         let (ew, eh) = (w.next_multiple_of(to), h.next_multiple_of(to));
@@ -275,7 +271,7 @@ mod tests {
     #[test]
     fn a_pan_frame_is_the_image_moved() {
         let img = photo(10, 6);
-        let f = Yuv420::from_rgb_shifted(&img, 2, -1);
+        let f = Yuv420::padded(&img, 2, -1, 2);
         let f0 = Yuv420::from_rgb(&img);
         assert_eq!(f.y[3 * 10 + 5], f0.y[4 * 10 + 3]);
         assert_eq!(f.y[0], f0.y[10], "left edge repeated");

@@ -34,7 +34,7 @@ pub fn with_coded_copies(
     let mut out = Vec::new();
     for d in coded.iter().flatten() {
         for s in &sets {
-            out.push(coded_set(s, d)?);
+            out.push(crate::eval::EvalSet { name: format!("{}@{d}", s.name), ..coded_set(s, d)? });
         }
     }
     let mut all = sets;
@@ -42,8 +42,8 @@ pub fn with_coded_copies(
     Ok(all)
 }
 
-/// One set with its LR coded as `d`, named `SET@d`.
+/// One set with its LR coded as `d` (its name kept).
 pub fn coded_set(s: &crate::eval::EvalSet, d: &Degradation) -> Result<crate::eval::EvalSet> {
     let images = s.images.iter().map(|(n, p)| Ok((n.clone(), degrade_pair(p, d)?))).collect::<Result<Vec<_>>>()?;
-    Ok(crate::eval::EvalSet { name: format!("{}@{d}", s.name), images })
+    Ok(crate::eval::EvalSet { name: s.name.clone(), images })
 }
