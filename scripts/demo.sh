@@ -25,9 +25,13 @@ gst-launch-1.0 -q filesrc location="$input" ! decodebin ! videoconvert ! video/x
   ! sesrupscale ! videoconvert ! x264enc ! mp4mux ! filesink location="$out/demo_sesr.mp4"
 end=$(date +%s.%N)
 
+# The output size: twice the clip's.
+W=$(($(gst-discoverer-1.0 "$input" | awk '/Width/{print $2; exit}') * 2))
+H=$(($(gst-discoverer-1.0 "$input" | awk '/Height/{print $2; exit}') * 2))
+
 echo "== same clip with GStreamer's bicubic (videoscale method=catrom), for comparison"
 gst-launch-1.0 -q filesrc location="$input" ! decodebin ! videoconvert ! video/x-raw,format=I420 \
-  ! videoscale method=catrom ! "video/x-raw,width=$(($(gst-discoverer-1.0 "$input" | awk '/Width/{print $2; exit}') * 2))" \
+  ! videoscale method=catrom ! "video/x-raw,width=$W" \
   ! videoconvert ! x264enc ! mp4mux ! filesink location="$out/demo_bicubic.mp4"
 
 echo "== one frame, nearest | bicubic | SESR"
@@ -41,8 +45,6 @@ gst-launch-1.0 -q filesrc location="$input" ! decodebin ! videoconvert ! video/x
   ! x264enc bitrate=100 ! mp4mux ! filesink location="$out/demo_lowbitrate.mp4"
 gst-launch-1.0 -q filesrc location="$out/demo_lowbitrate.mp4" ! decodebin ! videoconvert ! video/x-raw,format=I420 \
   ! sesrupscale ! videoconvert ! x264enc ! mp4mux ! filesink location="$out/demo_lowbitrate_sesr.mp4"
-W=$(($(gst-discoverer-1.0 "$input" | awk '/Width/{print $2; exit}') * 2))
-H=$(($(gst-discoverer-1.0 "$input" | awk '/Height/{print $2; exit}') * 2))
 frames="$(mktemp -d)"
 gst-launch-1.0 -q -e compositor name=mix sink_1::xpos=$W sink_2::xpos=$((2 * W)) ! videoconvert ! pngenc \
   ! multifilesink location="$frames/%03d.png" \
@@ -51,7 +53,8 @@ gst-launch-1.0 -q -e compositor name=mix sink_1::xpos=$W sink_2::xpos=$((2 * W))
   t. ! queue ! sesrupscale artifact-reduction=off ! mix.sink_1 \
   t. ! queue ! sesrupscale artifact-reduction=on ! mix.sink_2
 # A frame from the middle of the clip (a predicted frame, as most of a stream is).
-ls "$frames"/*.png | sed -n "$(( $(ls "$frames" | wc -l) / 2 + 1 ))p" | xargs -I{} cp {} "$out/demo_compressed_compare.png"
+pngs=("$frames"/*.png)
+cp "${pngs[${#pngs[@]} / 2]}" "$out/demo_compressed_compare.png"
 rm -rf "$frames"
 
 size=$(gst-discoverer-1.0 "$out/demo_sesr.mp4" | awk '/Width|Height/{printf "%s ", $2}')
