@@ -31,7 +31,7 @@ H=$(($(gst-discoverer-1.0 "$input" | awk '/Height/{print $2; exit}') * 2))
 
 echo "== same clip with GStreamer's bicubic (videoscale method=catrom), for comparison"
 gst-launch-1.0 -q filesrc location="$input" ! decodebin ! videoconvert ! video/x-raw,format=I420 \
-  ! videoscale method=catrom ! "video/x-raw,width=$W" \
+  ! videoscale method=catrom ! "video/x-raw,width=$W,height=$H" \
   ! videoconvert ! x264enc ! mp4mux ! filesink location="$out/demo_bicubic.mp4"
 
 echo "== one frame, nearest | bicubic | SESR"
