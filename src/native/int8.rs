@@ -216,6 +216,24 @@ pub(super) struct LayerQuant {
     /// the x86 VNNI blocks have that clamp).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub in_range: bool,
+    /// The same per-channel constants gathered per quad of output channels, for the zmm end of
+    /// block (read without bounds checks or branches).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub ends: Vec<QuadEnd>,
+}
+
+/// The end-of-block constants of one quad of output channels `4·cb + j`: what [`finish`] and
+/// the quantisation read, side by side (slopes 0 without PReLU, the `out` and `res` values 0
+/// where the layer has none).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct QuadEnd {
+    pub scale: [f32; 4],
+    pub bias: [f32; 4],
+    pub alpha: [f32; 4],
+    pub out_inv: [f32; 4],
+    pub out_zero: [i32; 4],
+    pub res_scale: [f32; 4],
+    pub res_zero: [i32; 4],
 }
 
 /// One conv's weights in integers: `w[co][ci]·s_in[ci] ≈ scale[co] · q`, and the bias less the
@@ -347,6 +365,22 @@ impl LayerQuant {
                 (0..cin).map(|ci| (0..k * k).map(|t| at(co, ci, t)).sum::<i32>() * input[ci].zero).sum()
             })
             .collect();
+        let out_inv: Vec<f32> = out.iter().map(|a| 1.0 / a.scale).collect();
+        let ends = (0..cout / 4)
+            .map(|cb| {
+                let f = |v: &dyn Fn(usize) -> Option<f32>| std::array::from_fn(|j| v(cb * 4 + j).unwrap_or(0.0));
+                let i = |v: &dyn Fn(usize) -> Option<i32>| std::array::from_fn(|j| v(cb * 4 + j).unwrap_or(0));
+                QuadEnd {
+                    scale: f(&|co| Some(sw[co])),
+                    bias: f(&|co| Some(bias[co])),
+                    alpha: f(&|co| alpha.map(|a| a[co])),
+                    out_inv: f(&|co| out_inv.get(co).copied()),
+                    out_zero: i(&|co| out.get(co).map(|a| a.zero)),
+                    res_scale: f(&|co| res.get(co).map(|a| a.scale)),
+                    res_zero: i(&|co| res.get(co).map(|a| a.zero)),
+                }
+            })
+            .collect();
         LayerQuant {
             quad,
             out_quad,
@@ -354,13 +388,14 @@ impl LayerQuant {
             corr,
             scale: sw,
             bias,
-            out_inv: out.iter().map(|a| 1.0 / a.scale).collect(),
+            out_inv,
             out_zero: out.iter().map(|a| a.zero).collect(),
             res_scale: res.iter().map(|a| a.scale).collect(),
             res_zero: res.iter().map(|a| a.zero).collect(),
             pad: if quad { (0..cin.div_ceil(4)).map(|g| pad_word(input, g)).collect() } else { Vec::new() },
             in_range,
             tap_pairs: false,
+            ends,
         }
     }
 
@@ -768,7 +803,10 @@ unsafe fn conv_row_vnni512<const K: usize, const INPUT: u8>(
     assert_eq!(q.tap_pairs, INPUT == TAP_PAIRS);
     // With VNNI every ring between layers holds quads (`NativeSesr::lay_out_int8`).
     assert!(!to_ring || q.out_quad, "the zmm block writes quads");
+    assert!(post.residual.is_none_or(|r| r.len() >= cs * layer.cout / 4) && q.ends.len() == layer.cout / 4);
     let out = out.as_mut_ptr();
+    let residual = post.residual.map_or(std::ptr::null(), |r| r.as_ptr() as *const i32);
+    let end = end512(layer.alpha.is_some(), post.residual.is_some(), to_ring, !q.in_range);
     for xb in (0..cw).step_by(64) {
         for cb in 0..layer.cout / 4 {
             // The sums start at `−corr` (the zero points' share; 0 for pairs).
@@ -798,7 +836,15 @@ unsafe fn conv_row_vnni512<const K: usize, const INPUT: u8>(
                     }
                 }
             }
-            finish_block512(acc, xb, cb, cs, layer, q, out, post, to_ring);
+            let at = PAD + xb;
+            let (dst, res) = if to_ring {
+                (out.add(cb * cs + at), residual.wrapping_add(cb * cs + at))
+            } else {
+                (out.add(cb * 4 * cs + at), residual)
+            };
+            // A copy: the accumulators' own address must not escape (they would live in memory).
+            let sums = acc;
+            end(&sums, &q.ends[cb], dst, cs, res);
         }
     }
 }
@@ -881,25 +927,59 @@ macro_rules! vnni512_step {
 vnni512_step!(vnni512_step_quad, "vpdpbusd");
 vnni512_step!(vnni512_step_pair, "vpdpwssd");
 
+/// An instance of [`finish_block512`]: `(acc, ends, out, cs, residual)`.
+#[cfg(target_arch = "x86_64")]
+type End512 = unsafe fn(&[[std::arch::x86_64::__m512i; 4]; 4], &QuadEnd, *mut f32, usize, *const i32);
+
+/// The [`finish_block512`] for a layer: with PReLU (`alpha`), the residual (`res`), quads out
+/// (`ring`, else float32) and the upper clamp (`clamp`), each decided once per row.
+#[cfg(target_arch = "x86_64")]
+fn end512(alpha: bool, res: bool, ring: bool, clamp: bool) -> End512 {
+    macro_rules! pick {
+        ($(($a:literal, $r:literal, $g:literal, $c:literal)),*) => {
+            match (alpha, res, ring, clamp) {
+                $(($a, $r, $g, $c) => finish_block512::<$a, $r, $g, $c>,)*
+            }
+        };
+    }
+    pick!(
+        (false, false, false, false),
+        (false, false, false, true),
+        (false, false, true, false),
+        (false, false, true, true),
+        (false, true, false, false),
+        (false, true, false, true),
+        (false, true, true, false),
+        (false, true, true, true),
+        (true, false, false, false),
+        (true, false, false, true),
+        (true, false, true, false),
+        (true, false, true, true),
+        (true, true, false, false),
+        (true, true, false, true),
+        (true, true, true, false),
+        (true, true, true, true)
+    )
+}
+
 /// [`finish_block`] on zmm for quads or float32 out, from sums that already hold `−corr`: the
-/// same float steps in the same order, so the same values bit for bit.
+/// same float steps in the same order, so the same values bit for bit. Specialised by the
+/// layer's steps (see [`end512`]), its constants gathered per quad (`e`): no branch and no
+/// bounds check between the sums and the store. `out` is the block's first pixel in its first
+/// row (the quad's ring row, or channel `4·cb`'s float row; rows `cs` apart), `residual` the
+/// block's first `f0` word (unread without `RES`).
 ///
 /// # Safety
-/// As [`conv_row_vnni512`], for the 64 pixels from `xb`.
+/// As [`conv_row_vnni512`], for the 64 pixels from `out` (and `residual`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-#[inline]
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn finish_block512(
-    acc: [[std::arch::x86_64::__m512i; 4]; 4],
-    xb: usize,
-    cb: usize,
-    cs: usize,
-    layer: &Layer,
-    q: &LayerQuant,
+#[allow(clippy::needless_range_loop)]
+unsafe fn finish_block512<const ALPHA: bool, const RES: bool, const RING: bool, const CLAMP: bool>(
+    acc: &[[std::arch::x86_64::__m512i; 4]; 4],
+    e: &QuadEnd,
     out: *mut f32,
-    post: &Post,
-    to_ring: bool,
+    cs: usize,
+    residual: *const i32,
 ) {
     use std::arch::x86_64::*;
     let fzero = _mm512_setzero_ps();
@@ -907,58 +987,54 @@ unsafe fn finish_block512(
     let interleave = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
     // One 16-pixel column at a time, its 4 channels in registers.
     for v in 0..4 {
-        let at = PAD + xb + v * 16;
-        let residual =
-            post.residual.map(|r| _mm512_loadu_si512((r.as_ptr() as *const i32).add(cb * cs + at) as *const _));
-        // (No closures here: they would not inherit the target features, nor be inlined.)
+        let word = if RES { _mm512_loadu_si512(residual.add(v * 16) as *const _) } else { _mm512_setzero_si512() };
         let mut ys = [fzero; 4];
-        for (j, y) in ys.iter_mut().enumerate() {
-            let co = cb * 4 + j;
-            *y = _mm512_add_ps(
-                _mm512_mul_ps(_mm512_cvtepi32_ps(acc[j][v]), _mm512_set1_ps(q.scale[co])),
-                _mm512_set1_ps(q.bias[co]),
+        for j in 0..4 {
+            let mut y = _mm512_add_ps(
+                _mm512_mul_ps(_mm512_cvtepi32_ps(acc[j][v]), _mm512_set1_ps(e.scale[j])),
+                _mm512_set1_ps(e.bias[j]),
             );
-            if let Some(al) = &layer.alpha {
+            if ALPHA {
                 // `max(y, 0) + s·min(y, 0)` as a masked product: the same values (a zero's
                 // sign aside, which no later step sees).
-                let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(*y, fzero);
-                *y = _mm512_mask_mul_ps(*y, lt, _mm512_set1_ps(al[co]), *y);
+                let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(y, fzero);
+                y = _mm512_mask_mul_ps(y, lt, _mm512_set1_ps(e.alpha[j]), y);
             }
-            if let Some(word) = residual {
+            if RES {
                 let b = match j {
                     0 => _mm512_and_si512(word, _mm512_set1_epi32(0xFF)),
                     1 => _mm512_and_si512(_mm512_srli_epi32::<8>(word), _mm512_set1_epi32(0xFF)),
                     2 => _mm512_and_si512(_mm512_srli_epi32::<16>(word), _mm512_set1_epi32(0xFF)),
                     _ => _mm512_srli_epi32::<24>(word),
                 };
-                let d = _mm512_sub_epi32(b, _mm512_set1_epi32(q.res_zero[co]));
-                *y = _mm512_add_ps(*y, _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(q.res_scale[co])));
+                let d = _mm512_sub_epi32(b, _mm512_set1_epi32(e.res_zero[j]));
+                y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(e.res_scale[j])));
             }
+            ys[j] = y;
         }
-        if !to_ring {
-            for (j, y) in ys.into_iter().enumerate() {
-                _mm512_storeu_ps(out.add((cb * 4 + j) * cs + at), y);
+        if !RING {
+            for j in 0..4 {
+                _mm512_storeu_ps(out.add(j * cs + v * 16), ys[j]);
             }
             continue;
         }
         let mut qs = [_mm512_setzero_si512(); 4];
-        for (j, (qv, y)) in qs.iter_mut().zip(ys).enumerate() {
-            let co = cb * 4 + j;
-            let mut t = _mm512_mul_ps(y, _mm512_set1_ps(q.out_inv[co]));
+        for j in 0..4 {
+            let mut t = _mm512_mul_ps(ys[j], _mm512_set1_ps(e.out_inv[j]));
             // Below −2³¹ (and NaN: `min` returns its second operand) converts to −2³¹, which
             // the packs take to 0 as `finish_block`'s clamp does: only the upper end needs it,
             // and only where the weights do not bound it already.
-            if !q.in_range {
+            if CLAMP {
                 t = _mm512_min_ps(_mm512_set1_ps(1e9), t);
             }
             // Round to nearest even (MXCSR default), + zero.
-            *qv = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(q.out_zero[co]));
+            qs[j] = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(e.out_zero[j]));
         }
         // The packs saturate to 0..255: the clamp.
         let lo = _mm512_packs_epi32(qs[0], qs[1]);
         let hi = _mm512_packs_epi32(qs[2], qs[3]);
         let word = _mm512_shuffle_epi8(_mm512_packus_epi16(lo, hi), interleave);
-        _mm512_storeu_si512((out as *mut i32).add(cb * cs + at) as *mut _, word);
+        _mm512_storeu_si512((out as *mut i32).add(v * 16) as *mut _, word);
     }
 }
 
