@@ -225,7 +225,7 @@ impl ModelRunner {
                 threads,
                 precision: precision.unwrap_or(Precision::Fp32),
                 isa: None,
-                auto_int8: precision.is_none(),
+                auto_precision: precision.is_none(),
             };
             match Engine::load_without_libtorch(&o)? {
                 Ok(engine) => {

@@ -32,7 +32,7 @@ impl NativeEngine {
         self.net.isa()
     }
 
-    /// The arithmetic it runs in (int8 when loaded so, or picked by `auto_int8`).
+    /// The arithmetic it runs in (int8 when loaded so, or picked by `auto_precision`).
     pub fn precision(&self) -> Precision {
         self.net.precision()
     }

@@ -126,7 +126,7 @@ pub unsafe extern "C" fn sesr_torch_open(
             threads: o.threads as usize,
             precision,
             isa: None,
-            auto_int8: o.precision == 3,
+            auto_precision: o.precision == 3,
         };
         let engine = Engine::load_with(&opts)?;
         if engine.backend_name() == "libtorch" && o.threads > 0 {
