@@ -4,7 +4,8 @@
 #  * installs the Debian packages (GStreamer 1.22 dev + tools + plugins, pkg-config, meson, ninja)
 #    when any is missing;
 #  * creates a virtualenv with torch==2.11.0 (libtorch for tch 0.24) in a reusable cache
-#    directory, and never reinstalls it when it is already there;
+#    directory, and never reinstalls it when it is already there; adds onnxruntime to it (the
+#    ONNX export's test runs the file there);
 #  * writes `target/sesr-env.sh`, which the other scripts source to build with
 #    LIBTORCH_USE_PYTORCH=1 against that venv (build.rs files embed its rpath, so nothing needs
 #    LD_LIBRARY_PATH at run time).
@@ -20,6 +21,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${SESR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sesr}"
 torch_version="2.11.0"
+# ONNX Runtime in the same venv: the tests run the trainer's ONNX export in it.
+onnxruntime_version="1.32.0"
 venv="$cache/venv-torch-$torch_version"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -86,6 +89,15 @@ install_torch() {
   venv_ok || { log "torch venv at $venv does not import torch $torch_version"; exit 1; }
 }
 
+install_onnxruntime() {
+  if "$venv/bin/python" -c "import onnxruntime,sys; sys.exit(0 if onnxruntime.__version__=='$onnxruntime_version' else 1)" 2>/dev/null; then
+    log "onnxruntime $onnxruntime_version present in the venv"
+    return
+  fi
+  log "installing onnxruntime $onnxruntime_version into the venv (about 60 MB with numpy)"
+  "$venv/bin/python" -m pip install -q --no-cache-dir "onnxruntime==$onnxruntime_version"
+}
+
 write_env() {
   local torch_lib
   torch_lib="$("$venv/bin/python" -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))' 2>/dev/null)"
@@ -106,4 +118,5 @@ if [ "$element_only" = 1 ]; then
   exit 0
 fi
 install_torch
+install_onnxruntime
 write_env

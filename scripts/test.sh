@@ -66,7 +66,8 @@ stage "which native kernel variants and int8 blocks this CPU tested (the others 
 cargo test -p sesr --no-default-features "$@" --test native_reference -- --nocapture --test-threads 1 2>&1 \
   | sed "s/^test .* \.\.\. //" | grep -E "tested|SKIPPED" | sort -u
 stage "element checks that need a VNNI CPU (they say SKIPPED where it lacks one)"
-cargo test -p gst-plugin-sesr "$@" --test element int8_precision -- --nocapture 2>&1 | grep -E "SKIPPED|test result"
+# `--workspace`, as the test stage above: the same features, so nothing is built again.
+cargo test --workspace "$@" --test element int8_precision -- --nocapture 2>&1 | grep -E "SKIPPED|test result"
 stage "soak: sesrupscale for 1 minute (renegotiation, seeks, state cycles, model swaps, tee)"
 # The library (libgstsesr.so, which the soak loads from the build folder) and the soak itself.
 cargo build --release -p gst-plugin-sesr --lib --example soak
