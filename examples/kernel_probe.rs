@@ -2,7 +2,8 @@
 //! profilers (`perf record`) and quick A/B runs while working on an inner block.
 //!
 //! `cargo run --release --example kernel_probe -- [fp32|int8] [WxH] [frames] [threads] [model.pt]`;
-//! `kernel_probe peak` prints the core's multiply-add ceiling (see [`peak`]).
+//! `kernel_probe peak` prints the core's multiply-add ceiling (see [`peak`]); `kernel_probe auto`
+//! what `precision=auto` measures between bf16 and fp32.
 
 use sesr::native::{Isa, NativeSesr, Workspace};
 use std::time::Instant;
@@ -10,6 +11,12 @@ use std::time::Instant;
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let mode = a.get(1).map_or("fp32", String::as_str);
+    if mode == "auto" {
+        // What `precision=auto` measured between bf16 and fp32 here, and so picks without int8.
+        let pick = if sesr::engine::bf16_measures_faster() { "bf16" } else { "fp32" };
+        println!("auto's float: {pick} (fp32, bf16 probe times: {:?})", sesr::engine::bf16_probe());
+        return;
+    }
     if mode == "peak" {
         #[cfg(target_arch = "x86_64")]
         peak();
