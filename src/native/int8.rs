@@ -849,34 +849,36 @@ unsafe fn conv_row_vnni512<const K: usize, const INPUT: u8>(
     }
 }
 
-/// The four instructions of [`vnni512_step`] for output channel `$j` (its weight word at
-/// `[wp$off]`, broadcast by the instruction): `acc[j][v] $op= w[j] · x[v]` for the 4 vectors.
+/// The four instructions of [`vnni512_step`] for output channel `$j` (its weight word
+/// broadcast in `w$j`): `acc[j][v] $op= w[j] · x[v]` for the 4 vectors.
 #[cfg(target_arch = "x86_64")]
 macro_rules! vnni512_channel {
-    ($op:literal, $j:literal, $off:literal) => {
+    ($op:literal, $j:literal) => {
         concat!(
-            vnni512_tap!($op, $j, "0", $off),
+            vnni512_tap!($op, $j, "0"),
             "\n",
-            vnni512_tap!($op, $j, "1", $off),
+            vnni512_tap!($op, $j, "1"),
             "\n",
-            vnni512_tap!($op, $j, "2", $off),
+            vnni512_tap!($op, $j, "2"),
             "\n",
-            vnni512_tap!($op, $j, "3", $off),
+            vnni512_tap!($op, $j, "3"),
         )
     };
 }
 
-/// One instruction of [`vnni512_channel`]: accumulator `a$j$v` from vector `x$v`.
+/// One instruction of [`vnni512_channel`]: accumulator `a$j$v` from vector `x$v` and weight
+/// `w$j`.
 #[cfg(target_arch = "x86_64")]
 macro_rules! vnni512_tap {
-    ($op:literal, $j:literal, $v:literal, $off:literal) => {
-        concat!($op, " {a", $j, $v, "}, {x", $v, "}, dword ptr [{wp}", $off, "]{{1to16}}")
+    ($op:literal, $j:literal, $v:literal) => {
+        concat!($op, " {a", $j, $v, "}, {x", $v, "}, {w", $j, "}")
     };
 }
 
 /// One quad of input channels (or int16 pair) at one tap on zmm: `acc[j][v] += w[j] · x[v]` for
-/// 64 pixels (`x`, 4 loads) and 4 output channels (`w`, 4 weight words, broadcast from memory
-/// by the `vpdpbusd`/`vpdpwssd` themselves). In assembly so that the 16 accumulators stay in
+/// 64 pixels (`x`, 4 loads) and 4 output channels (`w`, 4 weight words, each broadcast once
+/// into a register: 8 loads a step where broadcasts embedded in the 16 `vpdpbusd`/`vpdpwssd`
+/// made 20; measured 2–3 % faster on a Zen 4). In assembly so that the 16 accumulators stay in
 /// registers: compiled from intrinsics, they were stored to the stack at every tap once the
 /// block's end grew (measured 0.6× the speed).
 macro_rules! vnni512_step {
@@ -892,10 +894,14 @@ macro_rules! vnni512_step {
                 "vmovdqu32 {x1}, zmmword ptr [{xp} + 64]",
                 "vmovdqu32 {x2}, zmmword ptr [{xp} + 128]",
                 "vmovdqu32 {x3}, zmmword ptr [{xp} + 192]",
-                vnni512_channel!($op, "0", ""),
-                vnni512_channel!($op, "1", " + 4"),
-                vnni512_channel!($op, "2", " + 8"),
-                vnni512_channel!($op, "3", " + 12"),
+                "vpbroadcastd {w0}, dword ptr [{wp}]",
+                "vpbroadcastd {w1}, dword ptr [{wp} + 4]",
+                "vpbroadcastd {w2}, dword ptr [{wp} + 8]",
+                "vpbroadcastd {w3}, dword ptr [{wp} + 12]",
+                vnni512_channel!($op, "0"),
+                vnni512_channel!($op, "1"),
+                vnni512_channel!($op, "2"),
+                vnni512_channel!($op, "3"),
                 xp = in(reg) x,
                 wp = in(reg) w,
                 a00 = inout(zmm_reg) acc[0][0],
@@ -918,6 +924,10 @@ macro_rules! vnni512_step {
                 x1 = out(zmm_reg) _,
                 x2 = out(zmm_reg) _,
                 x3 = out(zmm_reg) _,
+                w0 = out(zmm_reg) _,
+                w1 = out(zmm_reg) _,
+                w2 = out(zmm_reg) _,
+                w3 = out(zmm_reg) _,
                 options(nostack, readonly, preserves_flags),
             );
         }
