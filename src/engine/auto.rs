@@ -1,7 +1,8 @@
 //! What `precision=auto` runs where int8 is out (a model without calibration, a CPU without
 //! VNNI, 10-bit video): bf16 where this CPU has AVX512-BF16 *and* the bf16 kernel measures
-//! clearly faster than fp32 on it, else fp32. Some CPUs with AVX512-BF16 run it slower than
-//! fp32 (BENCHMARKS.md, "Precision cost"), so the choice is measured, once per process.
+//! clearly faster than fp32 on it, else fp32. CPUs with AVX512-BF16 differ: a Zen 4 runs the bf16
+//! kernel at 1.8× fp32, an Intel Xeon with two FMA ports at 0.55× (BENCHMARKS.md), so the
+//! choice is measured, once per process.
 
 use super::Embedded;
 use crate::native::{Isa, NativeSesr, Workspace};
@@ -11,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// bf16 is picked when it takes less than this share of fp32's time: it costs a little quality
-/// (≈ 0.01–0.03 dB), worth paying only for a clear gain, not for noise.
+/// (0.002–0.003 dB on Set5/Set14), worth paying for a clear gain, not for noise.
 const BF16_MAX_SHARE: f64 = 0.85;
 
 /// The probe's frame: big enough to time (a few ms), small enough to leave start-up alone.
