@@ -197,18 +197,6 @@ pub(super) struct LayerQuant {
     /// `Σ q_w · z` over the input channels and taps, per output channel (quads; else 0).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86 blocks only
     pub corr: Vec<i32>,
-    /// `sw[co]` per output channel (the input scales are folded into the weights).
-    pub scale: Vec<f32>,
-    /// The bias less the weights' expected rounding error, `Σ (w_q − w) · mean(input)`.
-    pub bias: Vec<f32>,
-    /// Per output channel: 1 / the next layer's input scale, and its zero point (layers that
-    /// feed a ring; empty for the output conv).
-    pub out_inv: Vec<f32>,
-    pub out_zero: Vec<i32>,
-    /// Per channel, the scale and zero point of the `f0` ring (the residual added after the
-    /// last block).
-    pub res_scale: Vec<f32>,
-    pub res_zero: Vec<i32>,
     /// The padding words of this layer's input ring, per quad (quads only).
     pub pad: Vec<u32>,
     /// Whether `|y · out_inv|` stays under the quantisation's bound (±10⁹) for any input, so
@@ -216,22 +204,28 @@ pub(super) struct LayerQuant {
     /// the x86 VNNI blocks have that clamp).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub in_range: bool,
-    /// The same per-channel constants gathered per quad of output channels, for the zmm end of
-    /// block (read without bounds checks or branches).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    /// The end of block's constants per output channel, gathered per quad of output channels
+    /// (channel `co` at `ends[co / 4]`, lane `co % 4`): every block reads them there, the zmm
+    /// one without bounds checks or branches.
     pub ends: Vec<QuadEnd>,
 }
 
-/// The end-of-block constants of one quad of output channels `4·cb + j`: what [`finish`] and
-/// the quantisation read, side by side (slopes 0 without PReLU, the `out` and `res` values 0
+/// The end-of-block constants of one quad of output channels `4·cb + j`, lane `j`: what
+/// [`finish`] and the quantisation read (slopes 0 without PReLU, the `out` and `res` values 0
 /// where the layer has none).
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct QuadEnd {
+    /// `sw[co]` (the input scales are folded into the weights).
     pub scale: [f32; 4],
+    /// The bias less the weights' expected rounding error, `Σ (w_q − w) · mean(input)`.
     pub bias: [f32; 4],
+    /// The PReLU slopes (read by the zmm block; the others read [`Layer::alpha`]).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub alpha: [f32; 4],
+    /// 1 / the next layer's input scale, and its zero point (layers that feed a ring).
     pub out_inv: [f32; 4],
     pub out_zero: [i32; 4],
+    /// The scale and zero point of the `f0` ring (the residual added after the last block).
     pub res_scale: [f32; 4],
     pub res_zero: [i32; 4],
 }
@@ -365,7 +359,6 @@ impl LayerQuant {
                 (0..cin).map(|ci| (0..k * k).map(|t| at(co, ci, t)).sum::<i32>() * input[ci].zero).sum()
             })
             .collect();
-        let out_inv: Vec<f32> = out.iter().map(|a| 1.0 / a.scale).collect();
         let ends = (0..cout / 4)
             .map(|cb| {
                 let f = |v: &dyn Fn(usize) -> Option<f32>| std::array::from_fn(|j| v(cb * 4 + j).unwrap_or(0.0));
@@ -374,7 +367,7 @@ impl LayerQuant {
                     scale: f(&|co| Some(sw[co])),
                     bias: f(&|co| Some(bias[co])),
                     alpha: f(&|co| alpha.map(|a| a[co])),
-                    out_inv: f(&|co| out_inv.get(co).copied()),
+                    out_inv: f(&|co| out.get(co).map(|a| 1.0 / a.scale)),
                     out_zero: i(&|co| out.get(co).map(|a| a.zero)),
                     res_scale: f(&|co| res.get(co).map(|a| a.scale)),
                     res_zero: i(&|co| res.get(co).map(|a| a.zero)),
@@ -386,12 +379,6 @@ impl LayerQuant {
             out_quad,
             w,
             corr,
-            scale: sw,
-            bias,
-            out_inv,
-            out_zero: out.iter().map(|a| a.zero).collect(),
-            res_scale: res.iter().map(|a| a.scale).collect(),
-            res_zero: res.iter().map(|a| a.zero).collect(),
             pad: if quad { (0..cin.div_ceil(4)).map(|g| pad_word(input, g)).collect() } else { Vec::new() },
             in_range,
             tap_pairs: false,
@@ -404,10 +391,10 @@ impl LayerQuant {
     /// channel `co` at row `dy` and pair `p` holding taps `(2p, 2p + 1)` (0 past the kernel):
     /// `⌈k/2⌉` instead of `k` multiply-adds a row, the same integers.
     pub fn with_tap_pairs(mut self, qc: &QuantConv, k: usize) -> Self {
-        assert!(!self.quad && self.corr.iter().all(|&c| c == 0) && qc.q.len() == self.scale.len() * k * k);
+        assert!(!self.quad && self.corr.iter().all(|&c| c == 0) && qc.q.len() == self.ends.len() * 4 * k * k);
         let at = |co: usize, dy: usize, dx: usize| if dx < k { qc.q[(co * k + dy) * k + dx] } else { 0 };
         let mut w = Vec::new();
-        for cb in 0..self.scale.len() / 4 {
+        for cb in 0..self.ends.len() {
             for dy in 0..k {
                 for p in 0..k.div_ceil(2) {
                     for j in 0..4 {
@@ -434,12 +421,13 @@ pub(super) fn pad_word(acts: &[ActQuant], quad: usize) -> u32 {
 /// follows, so that they agree bit for bit.
 #[inline]
 fn finish(acc: i32, co: usize, layer: &Layer, q: &LayerQuant, res: Option<u8>) -> f32 {
-    let mut y = acc as f32 * q.scale[co] + q.bias[co];
+    let (e, j) = (&q.ends[co / 4], co % 4);
+    let mut y = acc as f32 * e.scale[j] + e.bias[j];
     if let Some(al) = &layer.alpha {
         y = y.max(0.0) + al[co] * y.min(0.0);
     }
     if let Some(r) = res {
-        y += (r as i32 - q.res_zero[co]) as f32 * q.res_scale[co];
+        y += (r as i32 - e.res_zero[j]) as f32 * e.res_scale[j];
     }
     y
 }
@@ -483,6 +471,7 @@ pub(super) fn conv_row<const K: usize>(
         if q.quad { (0..groups * 4).map(|c| byte(q.pad_in(c / 4), c % 4)).collect() } else { Vec::new() };
     let mut acc = vec![0i32; 4 * cw];
     for cb in 0..layer.cout / 4 {
+        let e = &q.ends[cb];
         acc.fill(0);
         let mut wi = cb * groups * K * K * 4;
         for g in 0..groups {
@@ -516,9 +505,9 @@ pub(super) fn conv_row<const K: usize>(
                 if !to_ring {
                     out[co * cs + at] = y;
                 } else if q.out_quad {
-                    word |= (ActQuant::quantise_u8(y, q.out_inv[co], q.out_zero[co]) as u32) << (8 * j);
+                    word |= (ActQuant::quantise_u8(y, e.out_inv[j], e.out_zero[j]) as u32) << (8 * j);
                 } else {
-                    let v = ActQuant::quantise(y, q.out_inv[co], q.out_zero[co]) as u16 as u32;
+                    let v = ActQuant::quantise(y, e.out_inv[j], e.out_zero[j]) as u16 as u32;
                     word |= v << (16 * (j % 2));
                     if j % 2 == 1 {
                         out[(co / 2) * cs + at] = f32::from_bits(std::mem::take(&mut word));
@@ -707,12 +696,13 @@ unsafe fn finish_block<const V: usize>(
     let interleave = _mm256_setr_epi8(
         0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
     );
+    let e = &q.ends[cb];
     let mut ys = [[fzero; V]; 4];
     for j in 0..4 {
         let co = cb * 4 + j;
         let corr = _mm256_set1_epi32(q.corr[co]);
-        let scale = _mm256_set1_ps(q.scale[co]);
-        let bias = _mm256_set1_ps(q.bias[co]);
+        let scale = _mm256_set1_ps(e.scale[j]);
+        let bias = _mm256_set1_ps(e.bias[j]);
         let slope = layer.alpha.as_ref().map(|al| _mm256_set1_ps(al[co]));
         for v in 0..V {
             let at = PAD + xb + v * 8;
@@ -725,8 +715,8 @@ unsafe fn finish_block<const V: usize>(
                 let word = _mm256_loadu_si256((r.as_ptr() as *const i32).add(cb * cs + at) as *const _);
                 let shifted = _mm256_srlv_epi32(word, _mm256_set1_epi32(8 * j as i32));
                 let b = _mm256_and_si256(shifted, _mm256_set1_epi32(0xFF));
-                let d = _mm256_sub_epi32(b, _mm256_set1_epi32(q.res_zero[co]));
-                y = _mm256_add_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(q.res_scale[co])));
+                let d = _mm256_sub_epi32(b, _mm256_set1_epi32(e.res_zero[j]));
+                y = _mm256_add_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(e.res_scale[j])));
             }
             ys[j][v] = y;
         }
@@ -734,11 +724,10 @@ unsafe fn finish_block<const V: usize>(
     for v in 0..V {
         let at = PAD + xb + v * 8;
         let quant = |j: usize| {
-            let co = cb * 4 + j;
-            let t = _mm256_mul_ps(ys[j][v], _mm256_set1_ps(q.out_inv[co]));
+            let t = _mm256_mul_ps(ys[j][v], _mm256_set1_ps(e.out_inv[j]));
             let t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-1e9)), _mm256_set1_ps(1e9));
             // Round to nearest even (MXCSR default), + zero.
-            _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(q.out_zero[co]))
+            _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(e.out_zero[j]))
         };
         if to_ring && q.out_quad {
             // The packs saturate to 0..255: the clamp.
@@ -750,7 +739,7 @@ unsafe fn finish_block<const V: usize>(
             // Pairs (q − z) of channels (0, 1) and (2, 3).
             let centred = |j: usize| {
                 let qv = _mm256_min_epi32(_mm256_max_epi32(quant(j), zero), _mm256_set1_epi32(255));
-                _mm256_sub_epi32(qv, _mm256_set1_epi32(q.out_zero[cb * 4 + j]))
+                _mm256_sub_epi32(qv, _mm256_set1_epi32(e.out_zero[j]))
             };
             for h in 0..2 {
                 let word = _mm256_or_si256(
