@@ -25,9 +25,8 @@ gst-launch-1.0 -q filesrc location="$input" ! decodebin ! videoconvert ! video/x
   ! sesrupscale ! videoconvert ! x264enc ! mp4mux ! filesink location="$out/demo_sesr.mp4"
 end=$(date +%s.%N)
 
-# The output size: twice the clip's.
-W=$(($(gst-discoverer-1.0 "$input" | awk '/Width/{print $2; exit}') * 2))
-H=$(($(gst-discoverer-1.0 "$input" | awk '/Height/{print $2; exit}') * 2))
+# The output size: twice the clip's (its first video stream's).
+read -r W H < <(gst-discoverer-1.0 "$input" | awk '/Width/ && !w {w = $2} /Height/ && !h {h = $2} END {print 2 * w, 2 * h}')
 
 echo "== same clip with GStreamer's bicubic (videoscale method=catrom), for comparison"
 gst-launch-1.0 -q filesrc location="$input" ! decodebin ! videoconvert ! video/x-raw,format=I420 \

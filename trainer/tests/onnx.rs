@@ -66,9 +66,8 @@ fn native(wts: &CollapsedWeights, src: &[u8], w: usize, h: usize) -> Vec<u8> {
 }
 
 fn compare(wts: &CollapsedWeights, what: &str) {
-    let dir = std::env::temp_dir().join(format!("sesr-onnx-ort-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{}.onnx", what.replace([' ', '='], "_")));
+    let name = format!("sesr-onnx-{}-{}.onnx", std::process::id(), what.replace([' ', '='], "_"));
+    let file = std::env::temp_dir().join(name);
     std::fs::write(&file, sesr::onnx::to_onnx(wts)).unwrap();
     let s = wts.cfg.scale;
     // Two sizes through one file: H and W are dynamic.
