@@ -6,6 +6,9 @@
 #   scripts/compressed-table.sh [SCALE] [SET_DIR...]
 # (default: 2, ../shared/data/val/Set5 ../shared/data/val/Set14 data/heldout-photos, the last made
 # by scripts/heldout-photos.sh)
+# MODEL=path.pt scores another model in the compressed-input column (default: the shipped
+# models/sesr_m5_xSCALE_compressed.pt), PRECISION=int8 runs it in the int8 kernel (the clean
+# model stays fp32, the reference the gains are measured against).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -25,7 +28,8 @@ trap 'rm -rf "$work"' EXIT
 ./target/release/trainer eval "${sets[@]}" --method bicubic --scale "$scale" --degrade "${inputs[@]}" --json >"$work/bicubic.json"
 ./target/release/trainer eval "${sets[@]}" --model "models/sesr_m5_x${scale}.pt" --native fp32 \
   --degrade "${inputs[@]}" --json >"$work/clean.json"
-./target/release/trainer eval "${sets[@]}" --model "models/sesr_m5_x${scale}_compressed.pt" --native fp32 \
+./target/release/trainer eval "${sets[@]}" --model "${MODEL:-models/sesr_m5_x${scale}_compressed.pt}" \
+  --native "${PRECISION:-fp32}" \
   --degrade "${inputs[@]}" --json >"$work/compressed.json"
 python3 - "$work" <<'PY'
 import json, sys

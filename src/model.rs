@@ -197,6 +197,24 @@ impl LinearBlock {
         Conv { weight: sum(weights), bias: sum(biases) }
     }
 
+    /// Zeroes every branch's last layer (weights and biases): the block then adds nothing, so a
+    /// residual block computes the identity. Its first layers keep their values, so the
+    /// gradients of the zeroed layers are not zero and training moves the block away from it.
+    fn zero_outputs(&self) {
+        let zero = |t: &Tensor| {
+            let _ = t.shallow_clone().zero_();
+        };
+        tch::no_grad(|| {
+            zero(&self.project.weight);
+            zero(&self.project.bias);
+            if let Some(e) = &self.ecb {
+                zero(&e.pw_squeeze.weight);
+                zero(&e.pw_squeeze.bias);
+                e.edges.iter().for_each(|b| zero(&b.weight));
+            }
+        });
+    }
+
     /// Copies `src`'s weights into `self` (same kind), keeping only the input channels `ins`
     /// and the output channels `outs` (`None`: all). The expansion width is unchanged.
     fn copy_selected(&self, src: &LinearBlock, ins: Option<&Tensor>, outs: Option<&Tensor>) {
@@ -309,6 +327,20 @@ impl ExpandedSesr {
     /// Training forward: collapse in the graph, then the collapsed forward (not clamped).
     pub fn forward_collapsing(&self, x: &Tensor) -> Tensor {
         self.collapse().forward_unclamped(x)
+    }
+}
+
+impl ExpandedSesr {
+    /// Makes residual block `i` the identity map: its branches add nothing and its PReLU slopes
+    /// are 1. A deeper network whose first blocks hold a shallower one's weights and whose
+    /// further blocks are made the identity computes exactly the shallower network (the blocks
+    /// run in sequence, and the long skip adds the input conv's output after the last one), so
+    /// it can be fine-tuned from it (`train --init` of an M5 run into an M7).
+    pub fn make_identity_block(&self, i: usize) {
+        self.blocks[i].zero_outputs();
+        tch::no_grad(|| {
+            let _ = self.alphas[i].shallow_clone().fill_(1.0);
+        });
     }
 }
 
@@ -790,5 +822,39 @@ mod tests {
             tch::no_grad(|| (narrow.forward_expanded(&x), c.forward_unclamped(&x), sliced.forward_unclamped(&x)));
         assert!(max_abs_diff(&e, &k) <= 1e-5);
         assert!(max_abs_diff(&k, &s) <= 1e-5);
+    }
+
+    #[test]
+    fn a_deeper_network_grown_with_identity_blocks_computes_the_shallower_one() {
+        for kind in [BlockKind::Plain, BlockKind::Ecb] {
+            let small = Preset::M5.config(2).with_block(kind);
+            let (vs5, m5) = random_model(small, Kind::Float);
+            let vs7 = nn::VarStore::new(Device::Cpu);
+            let m7 = ExpandedSesr::new(&vs7.root(), Preset::M7.config(2).with_block(kind));
+            let src = vs5.variables();
+            tch::no_grad(|| {
+                for (name, mut t) in vs7.variables() {
+                    match src.get(&name) {
+                        Some(s) => t.copy_(s),
+                        // The further blocks random, slopes away from 1, as a fresh M7 has them.
+                        None => t.copy_(&(Tensor::rand_like(&t) * 0.2 - 0.1)),
+                    }
+                }
+            });
+            let x = Tensor::rand([1, 1, 9, 11], (Kind::Float, Device::Cpu));
+            let y5 = tch::no_grad(|| m5.forward_expanded(&x));
+            let before = tch::no_grad(|| m7.forward_expanded(&x));
+            assert!(max_abs_diff(&y5, &before) > 1e-3, "{kind:?}: the random further blocks change nothing");
+            for i in small.m..m7.cfg.m {
+                m7.make_identity_block(i);
+            }
+            let (e, c) = tch::no_grad(|| (m7.forward_expanded(&x), m7.collapse_detached().forward_unclamped(&x)));
+            assert!(max_abs_diff(&y5, &e) <= 1e-6, "{kind:?}: grown M7 differs from its M5");
+            assert!(max_abs_diff(&y5, &c) <= 1e-5, "{kind:?}: grown M7's collapse differs from its M5");
+            // The identity blocks learn: their zeroed layers get gradients.
+            m7.forward_collapsing(&x).sum(Kind::Float).backward();
+            let g = m7.blocks[6].project.weight.grad().abs().sum(Kind::Float).double_value(&[]);
+            assert!(g > 0.0, "{kind:?}: no gradient reaches the grown block");
+        }
     }
 }

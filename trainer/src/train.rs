@@ -11,7 +11,7 @@ use crate::rng::Rng;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use sesr::native::int8::Int8Calibration;
-use sesr::{ExpandedSesr, Preset};
+use sesr::{ExpandedSesr, Preset, SesrConfig};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -41,7 +41,9 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
     /// Start a new run from another run's weights (its `best/`, or a checkpoint folder), e.g. a
     /// ×4 model from a ×2 run: variables of the same name and shape are copied, the rest (the
-    /// output layer for a different scale) start fresh.
+    /// output layer for a different scale) start fresh. A deeper model of the same width from a
+    /// shallower run (`--model m7 --init` an M5 run) gets the run's blocks first and its further
+    /// blocks as the identity, so it starts computing the shallower network exactly.
     #[arg(long, conflicts_with = "resume")]
     pub init: Option<PathBuf>,
     #[arg(long, default_value_t = 300)]
@@ -348,6 +350,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
             d.display(),
             if fresh.is_empty() { "none".to_string() } else { fresh.join(", ") }
         );
+        let grown = grown_blocks(&checkpoint::read_config(&d)?, &cfg);
+        if !grown.is_empty() {
+            grown.clone().for_each(|i| model.make_identity_block(i));
+            eprintln!(
+                "blocks {}–{} start as the identity: the network starts as the {}-block one it grows from",
+                grown.start,
+                grown.end - 1,
+                grown.start
+            );
+        }
     }
     if let Some(d) = &resume_dir {
         checkpoint::load_weights(d, &mut vs)?;
@@ -509,6 +521,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The blocks a run of `to` adds to an `--init` checkpoint of `from` when it only deepens it
+/// (same width, expansion, scale and block kind, fewer blocks): those start as the identity,
+/// so the deeper network starts computing the shallower one. Empty otherwise.
+fn grown_blocks(from: &SesrConfig, to: &SesrConfig) -> std::ops::Range<usize> {
+    let deepens = from.m < to.m && SesrConfig { m: to.m, ..*from } == *to;
+    if deepens {
+        from.m..to.m
+    } else {
+        0..0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,5 +545,17 @@ mod tests {
         assert!(lr(1) > lr(2) && lr(2) > lr(3) && lr(3) > 1e-5);
         assert!((lr(4) - 1e-5).abs() < 1e-15 && (lr(9) - 1e-5).abs() < 1e-15, "held at the end");
         assert_eq!(scheduled_lr(Schedule::Constant, 5e-4, 1e-6, 7, 10), 5e-4);
+    }
+
+    #[test]
+    fn only_a_deeper_network_of_the_same_shape_grows() {
+        let c = |p: Preset, s| p.config(s).with_block(sesr::config::BlockKind::Ecb);
+        assert_eq!(grown_blocks(&c(Preset::M5, 2), &c(Preset::M7, 2)), 5..7);
+        assert_eq!(grown_blocks(&c(Preset::M3, 4), &c(Preset::M5, 4)), 3..5);
+        assert!(grown_blocks(&c(Preset::M5, 2), &c(Preset::M5, 2)).is_empty(), "same depth");
+        assert!(grown_blocks(&c(Preset::M7, 2), &c(Preset::M5, 2)).is_empty(), "shallower");
+        assert!(grown_blocks(&c(Preset::M5, 2), &c(Preset::M11, 2)).is_empty(), "M11 expands to 64, not 256");
+        assert!(grown_blocks(&c(Preset::M5, 2), &c(Preset::M7, 4)).is_empty(), "another scale");
+        assert!(grown_blocks(&Preset::M5.config(2), &c(Preset::M7, 2)).is_empty(), "another block kind");
     }
 }
