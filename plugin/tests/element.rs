@@ -876,8 +876,13 @@ fn int8_precision() {
     };
     let fp32 = luma("fp32", "native").unwrap();
     let int8 = luma("int8", "native").unwrap();
+    // Quantisation moves a few samples by more than the rest: bound the mean and the worst
+    // (the embedded compressed-input model measures mean 0.25, worst 15 levels here; its PSNR-Y
+    // cost is 0.00-0.03 dB on coded input and 0.04-0.13 dB on clean, `docs/training.md`).
     let worst = max_diff(&fp32, &int8);
-    assert!(fp32 != int8 && worst <= 12, "int8 vs fp32: worst {worst}");
+    let mean = fp32.iter().zip(&int8).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>() / fp32.len() as f64;
+    eprintln!("int8 vs fp32: mean {mean:.3}, worst {worst} levels");
+    assert!(fp32 != int8 && mean <= 0.5 && worst <= 20, "int8 vs fp32: mean {mean:.3}, worst {worst} levels");
     let auto = luma("auto", "native").unwrap();
     assert_eq!(auto == int8, sesr::native::int8::cpu_has_vnni(), "auto picks int8 only with VNNI");
     if !sesr::native::int8::cpu_has_vnni() {
